@@ -1,0 +1,272 @@
+"""Analysis: a header-only read scored against every registry entry and every known signature.
+
+The verdict says what a file is from its contents alone (never its name): ``identified``, ``partial``,
+``unknown``, ``impostor``, ``corrupt``, ``unsafe`` or ``not_a_checkpoint``, with the key-match figures
+behind it and one sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
+from .keymap import KeyTable, Match, entry_tables, match_tensors
+from .pickles import TensorRecord
+from .reader import Header, read_header
+from .registry import Entry, KeyRules, load_registry
+from .signatures import Signature, signatures
+
+VERDICTS = ("identified", "partial", "unknown", "impostor", "corrupt", "unsafe", "not_a_checkpoint")
+PARTIAL_NAME_COVERAGE = 0.5
+IMPOSTOR_CONFIDENCE = 0.5
+IMPOSTOR_NAME_COVERAGE = 0.9
+_EXAMPLES = 3
+
+
+@dataclass
+class Analysis:
+    """What a checkpoint file is; ``to_dict()`` is the JSON object of ``mycloset analyze --json``."""
+
+    path: str
+    verdict: str
+    entry: str | None
+    family: str | None
+    confidence: float
+    container: str
+    wrapper: str | None
+    prefix: str | None
+    tensors: int
+    params: int
+    matched: int
+    total: int
+    match_rate: float
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the JSON object fixed by INTERFACES.md (these keys, in this order)."""
+        return asdict(self)
+
+
+@dataclass
+class Scored:
+    """One candidate (registry entry or signature) and how the file matches it."""
+
+    id: str
+    family: str
+    description: str
+    match: Match
+    entry: Entry | None = None
+
+    @property
+    def rank(self) -> tuple[float, int, int]:
+        return (self.match.confidence, self.match.matched, self.entry is not None)
+
+
+def _blank(path: str, verdict: str, container: str, reason: str) -> Analysis:
+    return Analysis(path, verdict, None, None, 0.0, container, None, None, 0, 0, 0, 0, 0.0, reason=reason)
+
+
+def analyze(path: str | Path, *, verify: bool = True) -> Analysis:
+    """Analyse one file. ``verify`` also checks every zip member's CRC (reads the data once)."""
+    return inspect(path, verify=verify)[1]
+
+
+def inspect(path: str | Path, *, verify: bool = True) -> tuple[Header | None, Analysis]:
+    """The header (None when the file has none that can be used) and the analysis of ``path``."""
+    shown = str(path)
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{shown} is a folder, not a checkpoint file")
+    try:
+        header = read_header(Path(path))
+        if verify:
+            _verify(header)
+    except UnsafePickleError as exc:
+        return None, _blank(shown, "unsafe", getattr(exc, "container", "unknown"), str(exc))
+    except CorruptCheckpointError as exc:
+        return None, _blank(shown, "corrupt", getattr(exc, "container", "unknown"), str(exc))
+    except NotACheckpointError as exc:
+        return None, _blank(shown, "not_a_checkpoint", getattr(exc, "container", "unknown"), str(exc))
+    return header, analyze_header(header, shown)
+
+
+def _verify(header: Header) -> None:
+    if header.container not in ("torch_zip", "torchscript"):
+        return
+    try:
+        with zipfile.ZipFile(header.path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CorruptCheckpointError(f"the archive cannot be read through: {exc}") from exc
+    if bad is not None:
+        error = CorruptCheckpointError(f"member {bad} fails its CRC check: the file is damaged; download it again")
+        error.container = header.container  # type: ignore[attr-defined]
+        raise error
+
+
+def _entry_tables() -> list[tuple[Entry, tuple[KeyTable, ...]]]:
+    tables = []
+    for entry in load_registry().values():
+        try:
+            tables.append((entry, entry_tables(entry.id)))
+        except RegistryError:
+            continue
+    return tables
+
+
+def best_match(tensors: Mapping[str, TensorRecord], entry: Entry, tables: tuple[KeyTable, ...]) -> Match:
+    """The better of the published-name and module-name comparisons of ``tensors`` with an entry."""
+    matches = [match_tensors(tensors, table, entry.keys) for table in tables]
+    return max(matches, key=lambda m: (m.matched, m.named))
+
+
+def score_entries(tensors: Mapping[str, TensorRecord]) -> list[Scored]:
+    """Every registry entry scored against ``tensors``, best first."""
+    scored = [
+        Scored(entry.id, entry.family, entry.description, best_match(tensors, entry, tables), entry)
+        for entry, tables in _entry_tables()
+    ]
+    return sorted(scored, key=lambda s: s.rank, reverse=True)
+
+
+def score_signatures(tensors: Mapping[str, TensorRecord]) -> list[Scored]:
+    """Every known non-zoo network scored against ``tensors``, best first."""
+    names = set(tensors)
+    scored = []
+    for signature in signatures():
+        if not _overlaps(names, signature):
+            continue
+        match = match_tensors(tensors, signature.table, KeyRules())
+        scored.append(Scored(signature.id, signature.id, signature.description, match))
+    return sorted(scored, key=lambda s: s.rank, reverse=True)
+
+
+def _overlaps(names: set[str], signature: Signature) -> bool:
+    return any(name in names or f"module.{name}" in names for name in list(signature.table.tensors)[:8])
+
+
+def analyze_header(header: Header, shown: str | None = None) -> Analysis:
+    """Score a header that was already read (see ``analyze``)."""
+    shown = shown or str(header.path)
+    tensors = header.tensors
+    if not tensors:
+        reason = "the file holds no tensors" + (
+            f" (entries: {', '.join(header.metadata[:5])})" if header.metadata else ""
+        )
+        return _blank(shown, "not_a_checkpoint", header.container, reason)
+    entries = score_entries(tensors)
+    best = entries[0] if entries else None
+    if best and _is_identified(best):
+        twins = [s.id for s in entries[1:] if _is_identified(s) and s.match.matched == best.match.matched]
+        reason = best.description + (f"; equal on contents to {', '.join(twins)}" if twins else "")
+        return _report(header, shown, "identified", best, reason)
+    impostor = next(iter(score_signatures(tensors)), None)
+    if impostor and _is_impostor(impostor) and (best is None or impostor.rank > best.rank):
+        return _report(header, shown, "impostor", impostor, _impostor_reason(impostor, shown))
+    if best and best.match.name_coverage >= PARTIAL_NAME_COVERAGE:
+        return _report(header, shown, "partial", best, _partial_reason(best))
+    closest = max((s for s in (best, impostor) if s), key=lambda s: s.rank, default=None)
+    hint = f"; closest: {closest.id} with {closest.match.matched}/{closest.match.total} tensors" if closest else ""
+    report = _blank(
+        shown,
+        "unknown",
+        header.container,
+        f"{len(tensors)} tensors read safely, but no registry entry or known network explains them{hint}",
+    )
+    report.wrapper, report.tensors, report.params = header.wrapper, len(tensors), header.params
+    return report
+
+
+def _is_identified(scored: Scored) -> bool:
+    return scored.match.match_rate == 1.0 and not scored.match.unexpected
+
+
+def _is_impostor(scored: Scored) -> bool:
+    return scored.match.confidence >= IMPOSTOR_CONFIDENCE and scored.match.name_coverage >= IMPOSTOR_NAME_COVERAGE
+
+
+def _report(header: Header, shown: str, verdict: str, scored: Scored, reason: str) -> Analysis:
+    match = scored.match
+    zoo = verdict in ("identified", "partial")
+    return Analysis(
+        path=shown,
+        verdict=verdict,
+        entry=scored.id if zoo else None,
+        family=scored.family,
+        confidence=round(match.confidence, 6),
+        container=header.container,
+        wrapper=header.wrapper,
+        prefix=match.prefix,
+        tensors=len(header.tensors),
+        params=header.params,
+        matched=match.matched,
+        total=match.total,
+        match_rate=round(match.match_rate, 6),
+        missing=match.missing,
+        unexpected=match.unexpected,
+        mismatched=match.mismatched,
+        reason=reason,
+    )
+
+
+def _examples(items: list[str]) -> str:
+    shown = ", ".join(items[:_EXAMPLES])
+    return shown + (", ..." if len(items) > _EXAMPLES else "")
+
+
+def _partial_reason(scored: Scored) -> str:
+    match = scored.match
+    parts = [f"{scored.description}, but only {match.matched} of {match.total} tensors match"]
+    if match.mismatched:
+        first = match.mismatched[0]
+        parts.append(
+            f"{len(match.mismatched)} with another shape (e.g. {first['key']}: file {first['file_shape']}, "
+            f"network {first['model_shape']})"
+        )
+    if match.missing:
+        parts.append(f"{len(match.missing)} missing ({_examples(match.missing)})")
+    if match.unexpected:
+        parts.append(f"{len(match.unexpected)} unexpected ({_examples(match.unexpected)})")
+    advice = (
+        "a head with another class count or a variant not in the registry; add a registry entry for it, "
+        "or load with policy='reinit_head' to re-initialise only the differing head"
+        if match.mismatched and not match.missing
+        else "a variant not in the registry or an incomplete file; nothing is filled in"
+    )
+    return "; ".join(parts) + f": {advice}"
+
+
+_FAMILY_NAMES = {
+    "openpose": "OpenPose",
+    "hrnet": "HRNet",
+    "graphonomy": "Graphonomy",
+    "schp": "SCHP",
+    "u2net": "U2Net",
+    "deeplab": "DeepLabV3+",
+    "gmm": "GMM",
+    "tom": "TOM",
+    "viton": "VITON-HD",
+    "alias": "VITON-HD ALIAS",
+    "clip": "CLIP",
+    "lpips": "LPIPS",
+    "sam": "MobileSAM",
+    "gfpgan": "GFPGAN",
+}
+
+
+def _impostor_reason(scored: Scored, shown: str) -> str:
+    name = Path(shown).name.lower()
+    claimed = next((label for token, label in _FAMILY_NAMES.items() if re.search(token, name)), None)
+    head = ""
+    if scored.match.mismatched:
+        head = f" (with {len(scored.match.mismatched)} tensors of another shape, e.g. a re-trained head)"
+    target = f"an {claimed}" if claimed and claimed[0] in "AEIOU" else f"a {claimed}" if claimed else "a"
+    suffix = "checkpoint" if claimed else "checkpoint of the try-on zoo"
+    return f"{scored.description}{head}, not {target} {suffix}"

@@ -1,0 +1,212 @@
+"""Key mapping between a network's state dict and a published file: names, shapes, dtype classes.
+
+An entry's expected tensors come from building its network on the meta device; its key rules turn each
+module key into the name it carries in the published file (renames, then scope). A file's keys are
+compared in that published space after unwrapping and stripping the prefix the file actually carries.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from .pickles import TensorRecord
+from .registry import Entry, KeyRules, get_entry, registry_dir
+
+COMMON_PREFIXES = ("module.",)
+
+
+def dtype_class(dtype: torch.dtype) -> str:
+    """The dtype class compared when matching: floating, complex, bool or integer."""
+    if dtype.is_floating_point:
+        return "floating"
+    if dtype.is_complex:
+        return "complex"
+    if dtype is torch.bool:
+        return "bool"
+    return "integer"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A tensor the network expects: its module key, shape and dtype."""
+
+    module_key: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class KeyTable:
+    """An entry's (or signature's) expected tensors, keyed by their published names."""
+
+    tensors: Mapping[str, Expected]
+    optional: frozenset[str] = frozenset()
+
+
+def rename(key: str, renames: Iterable[tuple[str, str]]) -> str:
+    """Apply the first matching ``(regex, replacement)`` rule to ``key``."""
+    for pattern, replacement in renames:
+        if re.search(pattern, key):
+            return re.sub(pattern, replacement, key, count=1)
+    return key
+
+
+def table_from_module(
+    module: torch.nn.Module, rules: KeyRules | None = None, keep: Callable[[str], bool] | None = None
+) -> KeyTable:
+    """The published-name table of ``module``'s state dict under ``rules``."""
+    rules = rules or KeyRules()
+    tensors: dict[str, Expected] = {}
+    optional: set[str] = set()
+    for module_key, tensor in module.state_dict().items():
+        if keep is not None and not keep(module_key):
+            continue
+        name = rename(module_key, rules.renames)
+        tensors[name] = Expected(module_key, tuple(tensor.shape), tensor.dtype)
+        if rules.is_optional(module_key):
+            optional.add(name)
+    return KeyTable(tensors, frozenset(optional))
+
+
+def entry_tables(entry_id: str) -> tuple[KeyTable, ...]:
+    """``entry_id``'s expected tensors under their published names and, when the key rules rename them,
+    under the module's own names (a file re-saved from the module's state dict). Built on the meta device
+    and cached for the process and registry folder."""
+    return _entry_tables(registry_dir().resolve(), entry_id)
+
+
+@cache
+def _entry_tables(folder: Path, entry_id: str) -> tuple[KeyTable, ...]:
+    entry = get_entry(entry_id)
+    network = build_on_meta(entry)
+    published = table_from_module(network, entry.keys, entry.keys.in_scope)
+    if not entry.keys.renames:
+        return (published,)
+    own = KeyRules(optional=entry.keys.optional, extras=entry.keys.extras, scope=entry.keys.scope)
+    return published, table_from_module(network, own, entry.keys.in_scope)
+
+
+def build_on_meta(entry: Entry) -> torch.nn.Module:
+    """The entry's network with meta tensors: structure, names, shapes and dtypes, no memory."""
+    with torch.device("meta"):
+        return entry.build()
+
+
+@dataclass
+class Match:
+    """How a file's tensors compare with one table (the analysis report's key figures)."""
+
+    prefix: str | None
+    matched: int
+    total: int
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[dict[str, object]]
+    extras: list[str] = field(default_factory=list)
+    named: int = 0
+    pairs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def confidence(self) -> float:
+        denominator = self.total + len(self.unexpected)
+        return self.matched / denominator if denominator else 0.0
+
+    @property
+    def match_rate(self) -> float:
+        return self.matched / self.total if self.total else 0.0
+
+    @property
+    def name_coverage(self) -> float:
+        """Share of expected tensors whose names are present, whatever their shapes."""
+        return self.named / self.total if self.total else 0.0
+
+
+def strip_prefix(keys: Iterable[str], prefix: str | None) -> dict[str, str] | None:
+    """``{bare key: published key}`` when every key carries ``prefix``; None when one does not."""
+    keys = list(keys)
+    if not prefix:
+        return {key: key for key in keys}
+    if not keys or not all(key.startswith(prefix) for key in keys):
+        return None
+    return {key[len(prefix) :]: key for key in keys}
+
+
+def match_tensors(
+    tensors: Mapping[str, TensorRecord],
+    table: KeyTable,
+    rules: KeyRules | None = None,
+) -> Match:
+    """Compare ``tensors`` (published keys) with ``table``; tries the prefixes a re-saved file may carry."""
+    rules = rules or KeyRules()
+    prefixes: list[str | None] = [None, *COMMON_PREFIXES]
+    if rules.prefix and rules.prefix not in prefixes:
+        prefixes.append(rules.prefix)
+    best: Match | None = None
+    for prefix in prefixes:
+        bare = strip_prefix(tensors, prefix)
+        if bare is None:
+            continue
+        candidate = _match_bare(bare, tensors, table, rules, prefix)
+        if best is None or (candidate.matched, candidate.named) > (best.matched, best.named):
+            best = candidate
+    assert best is not None
+    return best
+
+
+def _match_bare(
+    bare: Mapping[str, str],
+    tensors: Mapping[str, TensorRecord],
+    table: KeyTable,
+    rules: KeyRules,
+    prefix: str | None,
+) -> Match:
+    matched = named = 0
+    missing: list[str] = []
+    mismatched: list[dict[str, object]] = []
+    pairs: dict[str, str] = {}
+    optional_absent = 0
+    for name, spec in table.tensors.items():
+        published = bare.get(name)
+        if published is None:
+            if name in table.optional:
+                optional_absent += 1
+            else:
+                missing.append(spec.module_key)
+            continue
+        named += 1
+        record = tensors[published]
+        if record.shape == spec.shape and dtype_class(record.dtype) == dtype_class(spec.dtype):
+            matched += 1
+            pairs[spec.module_key] = published
+        else:
+            mismatched.append(
+                {
+                    "key": spec.module_key,
+                    "file_shape": list(record.shape),
+                    "model_shape": list(spec.shape),
+                    "file_dtype": str(record.dtype).removeprefix("torch."),
+                    "model_dtype": str(spec.dtype).removeprefix("torch."),
+                }
+            )
+    unexpected, extras = [], []
+    for name, published in bare.items():
+        if name in table.tensors:
+            continue
+        (extras if rules.is_extra(name) else unexpected).append(published)
+    return Match(
+        prefix=prefix,
+        matched=matched,
+        total=len(table.tensors) - optional_absent,
+        missing=missing,
+        unexpected=unexpected,
+        mismatched=mismatched,
+        extras=extras,
+        named=named,
+        pairs=pairs,
+    )

@@ -1,0 +1,225 @@
+"""A restricted unpickler that reads torch pickles into records, never executing anything.
+
+torch checkpoints are pickles. ``torch.load(weights_only=True)`` allows a fixed set of globals; this
+unpickler allows the same kind of set but resolves none of them to real code: tensors become
+``TensorRecord`` (shape, dtype, storage key, offset) without touching their bytes, TorchScript objects
+(``__torch__.*`` classes) become ``ScriptObjectRecord`` holding their attributes, and any other global
+stops the read with ``UnsafePickleError`` naming it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import math
+import pickle
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+import torch
+
+from .errors import UnsafePickleError
+
+STORAGE_DTYPES: dict[str, torch.dtype] = {
+    "DoubleStorage": torch.float64,
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
+}
+
+
+@dataclass(frozen=True)
+class StorageRecord:
+    """A storage a tensor views: its key in the file, element dtype and element count."""
+
+    key: str
+    dtype: torch.dtype
+    numel: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+@dataclass(frozen=True)
+class TensorRecord:
+    """A tensor as the header describes it; its bytes stay in the file."""
+
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    offset: int
+    storage: StorageRecord
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.storage.dtype
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+    def span(self) -> int:
+        """Elements of the storage this view reaches (offset + furthest element + 1)."""
+        if self.numel == 0:
+            return self.offset
+        return self.offset + sum((size - 1) * step for size, step in zip(self.shape, self.stride, strict=True)) + 1
+
+
+class ScriptObjectRecord:
+    """An object of a TorchScript class, recorded with its attributes and never resolved."""
+
+    qualified_name = "__torch__"
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def attributes(self) -> dict[str, Any]:
+        """The object's attributes (TorchScript stores them as a dict or a tuple of its values)."""
+        state = getattr(self, "state", None)
+        return dict(state) if isinstance(state, dict) else {}
+
+
+class Opaque:
+    """The value of an allowed global this reader does not interpret (sparse, quantized tensors...)."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self.name = name
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _DtypeMarker:
+    def __init__(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+
+
+def _rebuild_tensor(storage: StorageRecord, offset: int, size: Any, stride: Any, *_: Any) -> TensorRecord:
+    if not isinstance(storage, StorageRecord):
+        raise pickle.UnpicklingError("a tensor refers to something that is not a storage")
+    return TensorRecord(tuple(int(s) for s in size), tuple(int(s) for s in stride), int(offset), storage)
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+def _rebuild_from_type_v2(func: Callable[..., Any], new_type: Any, args: Any, state: Any) -> Any:
+    return func(*args)
+
+
+def _opaque(name: str) -> Callable[..., Opaque]:
+    def build(*args: Any, **kwargs: Any) -> Opaque:
+        return Opaque(name, *args, **kwargs)
+
+    return build
+
+
+def _builtin_set(*args: Any) -> set[Any]:
+    return set(*args)
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "collections.OrderedDict": OrderedDict,
+    "builtins.set": _builtin_set,
+    "builtins.frozenset": frozenset,
+    "builtins.bytearray": bytearray,
+    "builtins.complex": complex,
+    "_codecs.encode": codecs.encode,
+    "torch.Size": tuple,
+    "torch.device": str,
+    "torch._utils._rebuild_tensor": _rebuild_tensor,
+    "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
+    "torch._utils._rebuild_tensor_v3": _rebuild_tensor,
+    "torch._utils._rebuild_parameter": _rebuild_parameter,
+    "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+    "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+    "torch.nn.parameter.Parameter": _rebuild_parameter,
+}
+
+_OPAQUE_TORCH = {
+    "torch._utils._rebuild_qtensor",
+    "torch._utils._rebuild_sparse_tensor",
+    "torch._utils._rebuild_nested_tensor",
+    "torch._utils._rebuild_meta_tensor_no_storage",
+    "torch._utils._rebuild_wrapper_subclass",
+    "torch._utils._rebuild_device_tensor_from_numpy",
+    "torch._utils._rebuild_device_tensor_from_cpu_tensor",
+    "collections.Counter",
+    "torch.Tensor",
+}
+
+
+def _storage_dtype(name: str) -> torch.dtype | None:
+    module, _, attr = name.rpartition(".")
+    if module in ("torch", "torch.cuda"):
+        return STORAGE_DTYPES.get(attr)
+    return None
+
+
+class RecordingUnpickler(pickle.Unpickler):
+    """Unpickles a torch pickle into records; refuses every global outside the weights-only set."""
+
+    def __init__(self, file: IO[bytes], *, script_classes: bool = False) -> None:
+        super().__init__(file, encoding="latin1")
+        self.script_classes = script_classes
+        self._classes: dict[str, type[ScriptObjectRecord]] = {}
+        self.storages: dict[str, StorageRecord] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        qualified = f"{module}.{name}"
+        if qualified in _FUNCTIONS:
+            return _FUNCTIONS[qualified]
+        dtype = _storage_dtype(qualified)
+        if dtype is not None:
+            return _DtypeMarker(dtype)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if qualified in _OPAQUE_TORCH:
+            return _opaque(qualified)
+        if self.script_classes and module.startswith("__torch__"):
+            return self._script_class(qualified)
+        raise UnsafePickleError(qualified)
+
+    def _script_class(self, qualified: str) -> type[ScriptObjectRecord]:
+        if qualified not in self._classes:
+            self._classes[qualified] = type("ScriptObject", (ScriptObjectRecord,), {"qualified_name": qualified})
+        return self._classes[qualified]
+
+    def persistent_load(self, pid: Any) -> Any:
+        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
+        storage_type, key, _location, numel = pid[1:5]
+        if isinstance(storage_type, _DtypeMarker):
+            dtype = storage_type.dtype
+        elif isinstance(storage_type, torch.dtype):
+            dtype = storage_type
+        else:
+            raise pickle.UnpicklingError(f"storage of unknown type {storage_type!r:.80}")
+        key = str(key)
+        record = self.storages.get(key)
+        if record is None:
+            record = StorageRecord(key, dtype, int(numel))
+            self.storages[key] = record
+        return record
+
+
+def read_pickle(data: bytes | IO[bytes], *, script_classes: bool = False) -> tuple[Any, dict[str, StorageRecord]]:
+    """Unpickle ``data`` into records; returns the object and the storages it refers to."""
+    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    unpickler = RecordingUnpickler(stream, script_classes=script_classes)
+    return unpickler.load(), unpickler.storages

@@ -1,0 +1,1 @@
+"""The Dagster layer: assets, resources and checks over the checkpoint system (no network code here)."""
