@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
-from .keymap import KeyTable, Match, entry_tables, match_tensors
+from .keymap import KeyTable, Match, entry_tables, match_tensors, overlap
 from .pickles import TensorRecord
 from .reader import Header, read_header
 from .registry import Entry, KeyRules, load_registry
-from .signatures import Signature, signatures
+from .signatures import signatures
 
 VERDICTS = ("identified", "partial", "unknown", "impostor", "corrupt", "unsafe", "not_a_checkpoint")
 PARTIAL_NAME_COVERAGE = 0.5
@@ -111,45 +112,70 @@ def _verify(header: Header) -> None:
         raise error
 
 
-def _entry_tables() -> list[tuple[Entry, tuple[KeyTable, ...]]]:
-    tables = []
+@dataclass(frozen=True)
+class Candidate:
+    """Something a file may be: a registry entry (one table per naming) or a known signature."""
+
+    id: str
+    family: str
+    description: str
+    tables: tuple[KeyTable, ...]
+    rules: KeyRules
+    entry: Entry | None = None
+
+
+def entry_candidates() -> list[Candidate]:
+    """Every registry entry whose network builds, as a candidate."""
+    candidates = []
     for entry in load_registry().values():
         try:
-            tables.append((entry, entry_tables(entry.id)))
+            tables = entry_tables(entry.id)
         except RegistryError:
             continue
-    return tables
+        candidates.append(Candidate(entry.id, entry.family, entry.description, tables, entry.keys, entry))
+    return candidates
+
+
+@cache
+def signature_candidates() -> tuple[Candidate, ...]:
+    """Every known non-zoo network, as a candidate."""
+    return tuple(Candidate(s.id, s.id, s.description, (s.table,), KeyRules()) for s in signatures())
+
+
+def score(tensors: Mapping[str, TensorRecord], candidates: Iterable[Candidate]) -> list[Scored]:
+    """Candidates scored against ``tensors``, best first.
+
+    A cheap name overlap bounds each candidate's confidence; full matches run in order of that bound and
+    stop once no remaining candidate can reach the best confidence found, so every candidate that could
+    rank first (or tie for it) is matched in full.
+    """
+    bounded = []
+    views: dict[str | None, dict[str, str] | None] = {}
+    for candidate in candidates:
+        for table in candidate.tables:
+            found = overlap(tensors, table, candidate.rules, views)
+            if found.named > 0:
+                bounded.append((found.bound(table, len(tensors)), candidate, table, found))
+    bounded.sort(key=lambda item: item[0], reverse=True)
+    best_confidence = -1.0
+    results: dict[str, Scored] = {}
+    for bound, candidate, table, found in bounded:
+        if bound < best_confidence:
+            break
+        match = match_tensors(tensors, table, candidate.rules, found)
+        previous = results.get(candidate.id)
+        if previous is None or (match.matched, match.named) > (previous.match.matched, previous.match.named):
+            results[candidate.id] = Scored(
+                candidate.id, candidate.family, candidate.description, match, candidate.entry
+            )
+        best_confidence = max(best_confidence, match.confidence)
+    return sorted(results.values(), key=lambda s: s.rank, reverse=True)
 
 
 def best_match(tensors: Mapping[str, TensorRecord], entry: Entry, tables: tuple[KeyTable, ...]) -> Match:
-    """The better of the published-name and module-name comparisons of ``tensors`` with an entry."""
+    """The better of the published-name and module-name comparisons of ``tensors`` with one entry."""
     matches = [match_tensors(tensors, table, entry.keys) for table in tables]
     return max(matches, key=lambda m: (m.matched, m.named))
-
-
-def score_entries(tensors: Mapping[str, TensorRecord]) -> list[Scored]:
-    """Every registry entry scored against ``tensors``, best first."""
-    scored = [
-        Scored(entry.id, entry.family, entry.description, best_match(tensors, entry, tables), entry)
-        for entry, tables in _entry_tables()
-    ]
-    return sorted(scored, key=lambda s: s.rank, reverse=True)
-
-
-def score_signatures(tensors: Mapping[str, TensorRecord]) -> list[Scored]:
-    """Every known non-zoo network scored against ``tensors``, best first."""
-    names = set(tensors)
-    scored = []
-    for signature in signatures():
-        if not _overlaps(names, signature):
-            continue
-        match = match_tensors(tensors, signature.table, KeyRules())
-        scored.append(Scored(signature.id, signature.id, signature.description, match))
-    return sorted(scored, key=lambda s: s.rank, reverse=True)
-
-
-def _overlaps(names: set[str], signature: Signature) -> bool:
-    return any(name in names or f"module.{name}" in names for name in list(signature.table.tensors)[:8])
 
 
 def analyze_header(header: Header, shown: str | None = None) -> Analysis:
@@ -161,13 +187,13 @@ def analyze_header(header: Header, shown: str | None = None) -> Analysis:
             f" (entries: {', '.join(header.metadata[:5])})" if header.metadata else ""
         )
         return _blank(shown, "not_a_checkpoint", header.container, reason)
-    entries = score_entries(tensors)
+    entries = score(tensors, entry_candidates())
     best = entries[0] if entries else None
     if best and _is_identified(best):
         twins = [s.id for s in entries[1:] if _is_identified(s) and s.match.matched == best.match.matched]
         reason = best.description + (f"; equal on contents to {', '.join(twins)}" if twins else "")
         return _report(header, shown, "identified", best, reason)
-    impostor = next(iter(score_signatures(tensors)), None)
+    impostor = next(iter(score(tensors, signature_candidates())), None)
     if impostor and _is_impostor(impostor) and (best is None or impostor.rank > best.rank):
         return _report(header, shown, "impostor", impostor, _impostor_reason(impostor, shown))
     if best and best.match.name_coverage >= PARTIAL_NAME_COVERAGE:

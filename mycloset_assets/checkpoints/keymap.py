@@ -47,6 +47,7 @@ class KeyTable:
 
     tensors: Mapping[str, Expected]
     optional: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
 
 
 def rename(key: str, renames: Iterable[tuple[str, str]]) -> str:
@@ -71,7 +72,7 @@ def table_from_module(
         tensors[name] = Expected(module_key, tuple(tensor.shape), tensor.dtype)
         if rules.is_optional(module_key):
             optional.add(name)
-    return KeyTable(tensors, frozenset(optional))
+    return KeyTable(tensors, frozenset(optional), frozenset(tensors))
 
 
 def entry_tables(entry_id: str) -> tuple[KeyTable, ...]:
@@ -137,26 +138,58 @@ def strip_prefix(keys: Iterable[str], prefix: str | None) -> dict[str, str] | No
     return {key[len(prefix) :]: key for key in keys}
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """How many of a table's names a file holds under its best prefix: a cheap bound before matching."""
+
+    named: int
+    prefix: str | None
+    bare: Mapping[str, str]
+
+    def bound(self, table: KeyTable, file_tensors: int) -> float:
+        """An upper bound of the confidence a full match can reach."""
+        denominator = len(table.names) - len(table.optional) + file_tensors - self.named
+        return min(1.0, self.named / denominator) if denominator > 0 else 0.0
+
+
+def overlap(
+    tensors: Mapping[str, TensorRecord],
+    table: KeyTable,
+    rules: KeyRules | None = None,
+    views: dict[str | None, dict[str, str] | None] | None = None,
+) -> Overlap:
+    """The prefix (none, ``module.`` or the entry's own) under which the file holds most of ``table``.
+
+    ``views`` caches the file's keys with each prefix stripped, when one file meets many tables.
+    """
+    rules = rules or KeyRules()
+    views = {} if views is None else views
+    prefixes: list[str | None] = [None, *COMMON_PREFIXES]
+    if rules.prefix and rules.prefix not in prefixes:
+        prefixes.append(rules.prefix)
+    best = Overlap(-1, None, {})
+    for prefix in prefixes:
+        if prefix not in views:
+            views[prefix] = strip_prefix(tensors, prefix)
+        bare = views[prefix]
+        if bare is None:
+            continue
+        named = len(table.names & bare.keys())
+        if named > best.named:
+            best = Overlap(named, prefix, bare)
+    return best
+
+
 def match_tensors(
     tensors: Mapping[str, TensorRecord],
     table: KeyTable,
     rules: KeyRules | None = None,
+    found: Overlap | None = None,
 ) -> Match:
-    """Compare ``tensors`` (published keys) with ``table``; tries the prefixes a re-saved file may carry."""
+    """Compare ``tensors`` (published keys) with ``table`` under the prefix a re-saved file carries."""
     rules = rules or KeyRules()
-    prefixes: list[str | None] = [None, *COMMON_PREFIXES]
-    if rules.prefix and rules.prefix not in prefixes:
-        prefixes.append(rules.prefix)
-    best: Match | None = None
-    for prefix in prefixes:
-        bare = strip_prefix(tensors, prefix)
-        if bare is None:
-            continue
-        candidate = _match_bare(bare, tensors, table, rules, prefix)
-        if best is None or (candidate.matched, candidate.named) > (best.matched, best.named):
-            best = candidate
-    assert best is not None
-    return best
+    found = found or overlap(tensors, table, rules)
+    return _match_bare(found.bare, tensors, table, rules, found.prefix)
 
 
 def _match_bare(
@@ -194,11 +227,9 @@ def _match_bare(
                     "model_dtype": str(spec.dtype).removeprefix("torch."),
                 }
             )
-    unexpected, extras = [], []
-    for name, published in bare.items():
-        if name in table.tensors:
-            continue
-        (extras if rules.is_extra(name) else unexpected).append(published)
+    unused = [(name, published) for name, published in bare.items() if name not in table.names]
+    extras = [published for name, published in unused if rules.extras and rules.is_extra(name)]
+    unexpected = [published for name, published in unused if not (rules.extras and rules.is_extra(name))]
     return Match(
         prefix=prefix,
         matched=matched,

@@ -51,7 +51,7 @@ class StorageRecord:
         return self.numel * self.dtype.itemsize
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorRecord:
     """A tensor as the header describes it; its bytes stay in the file."""
 
@@ -111,7 +111,7 @@ class _DtypeMarker:
 def _rebuild_tensor(storage: StorageRecord, offset: int, size: Any, stride: Any, *_: Any) -> TensorRecord:
     if not isinstance(storage, StorageRecord):
         raise pickle.UnpicklingError("a tensor refers to something that is not a storage")
-    return TensorRecord(tuple(int(s) for s in size), tuple(int(s) for s in stride), int(offset), storage)
+    return TensorRecord(tuple(size), tuple(stride), offset, storage)
 
 
 def _rebuild_parameter(data: Any, *_: Any) -> Any:

@@ -378,9 +378,14 @@ def _read_legacy(path: Path, size: int) -> Header:
     return header
 
 
+def _is_index(value: object) -> bool:
+    return type(value) is int and value >= 0
+
+
 def _check_views(header: Header) -> None:
     for key, tensor in header.tensors.items():
-        if any(s < 0 for s in tensor.shape) or tensor.offset < 0:
+        sizes = (*tensor.shape, *tensor.stride, tensor.offset)
+        if not all(map(_is_index, sizes)) or len(tensor.shape) != len(tensor.stride):
             raise _fail(CorruptCheckpointError, header.container, f"tensor {key} has a negative size or offset")
         if tensor.span() > tensor.storage.numel:
             raise _fail(

@@ -1,0 +1,1 @@
+"""Complete model wrappers: pre-processing -> network -> post-processing, one module per family."""
