@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
-from .keymap import KeyTable, Match, entry_tables, match_tensors, overlap
+from .keymap import COMMON_PREFIXES, KeyTable, Match, Overlap, entry_tables, match_tensors, strip_prefix
 from .pickles import TensorRecord
 from .reader import Header, read_header
-from .registry import Entry, KeyRules, load_registry
+from .registry import Entry, KeyRules, load_registry, registry_dir
 from .signatures import signatures
 
 VERDICTS = ("identified", "partial", "unknown", "impostor", "corrupt", "unsafe", "not_a_checkpoint")
@@ -65,10 +65,13 @@ class Scored:
     description: str
     match: Match
     entry: Entry | None = None
+    published_names: bool = True
 
     @property
-    def rank(self) -> tuple[float, int, int]:
-        return (self.match.confidence, self.match.matched, self.entry is not None)
+    def rank(self) -> tuple[float, int, bool, bool]:
+        """Confidence, then matched tensors, then a match under the published names (rather than the
+        module's own), then registry entries before signatures."""
+        return (self.match.confidence, self.match.matched, self.published_names, self.entry is not None)
 
 
 def _blank(path: str, verdict: str, container: str, reason: str) -> Analysis:
@@ -112,7 +115,7 @@ def _verify(header: Header) -> None:
         raise error
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Candidate:
     """Something a file may be: a registry entry (one table per naming) or a known signature."""
 
@@ -124,8 +127,13 @@ class Candidate:
     entry: Entry | None = None
 
 
-def entry_candidates() -> list[Candidate]:
-    """Every registry entry whose network builds, as a candidate."""
+def entry_candidates() -> tuple[Candidate, ...]:
+    """Every registry entry whose network builds, as a candidate (cached per registry folder)."""
+    return _entry_candidates(registry_dir())
+
+
+@cache
+def _entry_candidates(folder: Path) -> tuple[Candidate, ...]:
     candidates = []
     for entry in load_registry().values():
         try:
@@ -133,7 +141,7 @@ def entry_candidates() -> list[Candidate]:
         except RegistryError:
             continue
         candidates.append(Candidate(entry.id, entry.family, entry.description, tables, entry.keys, entry))
-    return candidates
+    return tuple(candidates)
 
 
 @cache
@@ -142,20 +150,57 @@ def signature_candidates() -> tuple[Candidate, ...]:
     return tuple(Candidate(s.id, s.id, s.description, (s.table,), KeyRules()) for s in signatures())
 
 
-def score(tensors: Mapping[str, TensorRecord], candidates: Iterable[Candidate]) -> list[Scored]:
+@dataclass(frozen=True)
+class _NameIndex:
+    """Which (candidate, table) slots expect each published name, to count overlaps in one pass."""
+
+    slots: tuple[tuple[Candidate, KeyTable], ...]
+    by_name: Mapping[str, tuple[int, ...]]
+    prefixes: tuple[str | None, ...]
+
+
+@cache
+def _name_index(candidates: tuple[Candidate, ...]) -> _NameIndex:
+    slots = tuple((candidate, table) for candidate in candidates for table in candidate.tables)
+    by_name: dict[str, list[int]] = {}
+    for index, (_, table) in enumerate(slots):
+        for name in table.names:
+            by_name.setdefault(name, []).append(index)
+    declared = {c.rules.prefix for c in candidates if c.rules.prefix} - set(COMMON_PREFIXES)
+    return _NameIndex(
+        slots, {name: tuple(found) for name, found in by_name.items()}, (None, *COMMON_PREFIXES, *sorted(declared))
+    )
+
+
+def _overlaps(tensors: Mapping[str, TensorRecord], index: _NameIndex) -> list[tuple[Candidate, KeyTable, Overlap]]:
+    """Each slot's best overlap with the file over the prefixes its rules allow (one pass per prefix)."""
+    views = {prefix: strip_prefix(tensors, prefix) for prefix in index.prefixes}
+    counts: dict[tuple[int, str | None], int] = {}
+    for prefix, bare in views.items():
+        for name in bare or ():
+            for slot in index.by_name.get(name, ()):
+                counts[slot, prefix] = counts.get((slot, prefix), 0) + 1
+    found = []
+    for slot, (candidate, table) in enumerate(index.slots):
+        allowed = (None, *COMMON_PREFIXES, candidate.rules.prefix)
+        options = [(counts.get((slot, p), 0), p) for p in dict.fromkeys(allowed) if views.get(p) is not None]
+        named, prefix = max(options, key=lambda option: option[0])
+        if named:
+            found.append((candidate, table, Overlap(named, prefix, views[prefix])))  # type: ignore[arg-type]
+    return found
+
+
+def score(tensors: Mapping[str, TensorRecord], candidates: tuple[Candidate, ...]) -> list[Scored]:
     """Candidates scored against ``tensors``, best first.
 
     A cheap name overlap bounds each candidate's confidence; full matches run in order of that bound and
     stop once no remaining candidate can reach the best confidence found, so every candidate that could
     rank first (or tie for it) is matched in full.
     """
-    bounded = []
-    views: dict[str | None, dict[str, str] | None] = {}
-    for candidate in candidates:
-        for table in candidate.tables:
-            found = overlap(tensors, table, candidate.rules, views)
-            if found.named > 0:
-                bounded.append((found.bound(table, len(tensors)), candidate, table, found))
+    bounded = [
+        (found.bound(table, len(tensors)), candidate, table, found)
+        for candidate, table, found in _overlaps(tensors, _name_index(candidates))
+    ]
     bounded.sort(key=lambda item: item[0], reverse=True)
     best_confidence = -1.0
     results: dict[str, Scored] = {}
@@ -163,11 +208,12 @@ def score(tensors: Mapping[str, TensorRecord], candidates: Iterable[Candidate]) 
         if bound < best_confidence:
             break
         match = match_tensors(tensors, table, candidate.rules, found)
+        scored = Scored(
+            candidate.id, candidate.family, candidate.description, match, candidate.entry, table is candidate.tables[0]
+        )
         previous = results.get(candidate.id)
-        if previous is None or (match.matched, match.named) > (previous.match.matched, previous.match.named):
-            results[candidate.id] = Scored(
-                candidate.id, candidate.family, candidate.description, match, candidate.entry
-            )
+        if previous is None or scored.rank > previous.rank:
+            results[candidate.id] = scored
         best_confidence = max(best_confidence, match.confidence)
     return sorted(results.values(), key=lambda s: s.rank, reverse=True)
 
@@ -190,7 +236,7 @@ def analyze_header(header: Header, shown: str | None = None) -> Analysis:
     entries = score(tensors, entry_candidates())
     best = entries[0] if entries else None
     if best and _is_identified(best):
-        twins = [s.id for s in entries[1:] if _is_identified(s) and s.match.matched == best.match.matched]
+        twins = [s.id for s in entries[1:] if _is_identified(s) and s.rank == best.rank]
         reason = best.description + (f"; equal on contents to {', '.join(twins)}" if twins else "")
         return _report(header, shown, "identified", best, reason)
     impostor = next(iter(score(tensors, signature_candidates())), None)

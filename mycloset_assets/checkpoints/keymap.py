@@ -79,7 +79,7 @@ def entry_tables(entry_id: str) -> tuple[KeyTable, ...]:
     """``entry_id``'s expected tensors under their published names and, when the key rules rename them,
     under the module's own names (a file re-saved from the module's state dict). Built on the meta device
     and cached for the process and registry folder."""
-    return _entry_tables(registry_dir().resolve(), entry_id)
+    return _entry_tables(registry_dir(), entry_id)
 
 
 @cache

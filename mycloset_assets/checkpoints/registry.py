@@ -147,8 +147,13 @@ def parse_entry(raw: Mapping[str, Any], source: Path | None = None) -> Entry:
 
 
 def registry_dir() -> Path:
-    """The folder the registry is read from."""
-    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
+    """The folder the registry is read from (absolute)."""
+    return _resolved(os.environ.get(REGISTRY_ENV) or str(DEFAULT_REGISTRY))
+
+
+@cache
+def _resolved(folder: str) -> Path:
+    return Path(folder).resolve()
 
 
 @cache
@@ -170,7 +175,7 @@ def _load(folder: Path) -> dict[str, Entry]:
 
 def load_registry() -> dict[str, Entry]:
     """Every registry entry by id (read once per process and folder)."""
-    return _load(registry_dir().resolve())
+    return _load(registry_dir())
 
 
 def get_entry(entry_id: str) -> Entry:
