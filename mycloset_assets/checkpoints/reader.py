@@ -53,6 +53,7 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     "BOOL": torch.bool,
 }
 MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+MAX_PICKLE_BYTES = 256 * 1024 * 1024
 _SNIFF_BYTES = 4096
 
 
@@ -201,23 +202,25 @@ def _scan_plain_pickle(path: Path) -> None:
         return
 
 
-def find_weights(obj: Any) -> tuple[str | None, Mapping[str, Any], list[str]]:
-    """Locate the tensor dict inside a loaded object: (wrapper path, the dict, names of other entries)."""
-    if not isinstance(obj, Mapping):
+def find_weights(obj: Any, depth: int = 3) -> tuple[str | None, Mapping[str, Any], list[str]]:
+    """Locate the tensor dict inside a loaded object: (wrapper path, the dict, names of other entries).
+
+    Wrappers nest at most ``depth`` levels (``{"model": {"state_dict": ...}}`` is two).
+    """
+    if not isinstance(obj, Mapping) or depth < 0:
         return None, {}, []
-    if any(isinstance(value, TensorRecord | torch.Tensor) for value in obj.values()):
-        return None, obj, []
+    own = sum(isinstance(value, TensorRecord | torch.Tensor) for value in obj.values())
     candidates = [k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
     candidates += [k for k, v in obj.items() if isinstance(v, Mapping) and k not in candidates]
-    best: tuple[int, str | None, Mapping[str, Any]] = (0, None, {})
+    best: tuple[int, str | None, Mapping[str, Any]] = (own, None, obj if own else {})
     for key in candidates:
-        inner_wrapper, inner, _ = find_weights(obj[key])
+        inner_wrapper, inner, _ = find_weights(obj[key], depth - 1)
         count = sum(isinstance(v, TensorRecord | torch.Tensor) for v in inner.values())
         if count > best[0]:
             path = f"{key}.{inner_wrapper}" if inner_wrapper else str(key)
             best = (count, path, inner)
     if best[1] is None:
-        return None, {}, [str(k) for k in obj]
+        return None, best[2], [] if own else [str(k) for k in obj]
     top = best[1].split(".")[0]
     return best[1], best[2], [str(k) for k in obj if k != top]
 
@@ -268,6 +271,10 @@ def _read_zip(path: Path, size: int) -> Header:
         root = pickles[0].split("/")[0]
         scripted = any(n.startswith(f"{root}/code/") for n in names) or f"{root}/constants.pkl" in names
         container = "torchscript" if scripted else "torch_zip"
+        if archive.getinfo(pickles[0]).file_size > MAX_PICKLE_BYTES:
+            raise _fail(
+                CorruptCheckpointError, container, f"data.pkl claims over {MAX_PICKLE_BYTES} bytes, which is absurd"
+            )
         try:
             data = archive.read(pickles[0])
         except (zipfile.BadZipFile, OSError, EOFError) as exc:

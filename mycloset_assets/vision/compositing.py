@@ -196,10 +196,10 @@ class Letterbox:
             mapped[points[:, 2] <= 0] = (-1.0, -1.0, 0.0)
         return mapped
 
-    def _unframe(self, array: np.ndarray) -> np.ndarray:
+    def _unframe(self, array: np.ndarray, interpolation: int | None = None) -> np.ndarray:
         if array.shape[:2] != self.frame_size:
             raise ValueError(f"expected an array of the frame's size {self.frame_size}, got {array.shape[:2]}")
-        padded = _resize(array, self.padded_size)
+        padded = _resize(array, self.padded_size, interpolation)
         height, width = self.photo_size
         return np.ascontiguousarray(padded[self.top : self.top + height, self.left : self.left + width])
 
@@ -208,6 +208,12 @@ class Letterbox:
         if image.dtype != np.uint8:
             raise ValueError(f"expected a uint8 image, got {image.dtype}")
         return self._unframe(image)
+
+    def labels_to_photo(self, labels: np.ndarray) -> np.ndarray:
+        """Frame-size labels (0..255) -> the photo's size, nearest neighbour (pixel-centre exact), as uint8."""
+        if labels.size and (labels.min() < 0 or labels.max() > 255):
+            raise ValueError(f"labels must lie in 0..255, got {labels.min()}..{labels.max()}")
+        return self._unframe(labels.astype(np.uint8), cv2.INTER_NEAREST_EXACT)
 
     def map_to_photo(self, values: np.ndarray) -> np.ndarray:
         """Frame-size float map (H x W, e.g. a soft mask) -> the photo's size (float32, bilinear / area)."""

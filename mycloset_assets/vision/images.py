@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -155,7 +156,7 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
     raise TypeError(f"load_image takes a path, bytes, a PIL image or a numpy array, not {type(source).__name__}")
 
 
-def _open_and_load(stream: io.IOBase, head: bytes, name: str, max_pixels: int | None) -> LoadedImage:
+def _open_and_load(stream: BinaryIO, head: bytes, name: str, max_pixels: int | None) -> LoadedImage:
     """Open with Pillow (header only), then hand over to ``_load_pil``, mapping Pillow's errors."""
     try:
         with warnings.catch_warnings():
@@ -192,7 +193,7 @@ def _decode_error(name: str, error: Exception) -> CorruptImageError:
 
 def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) -> None:
     if height * width == 0:
-        raise EmptyImageError(f"{name}: the image has no pixels ({height} x {width})")
+        raise EmptyImageError(f"{name}: the image has no pixels ({width} x {height})")
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(
             f"{name}: {width} x {height} = {height * width} pixels exceeds the limit of {max_pixels}; "

@@ -244,7 +244,7 @@ def assemble_people(connections: Sequence[np.ndarray | None], candidates: np.nda
             elif len(matches) == 2:
                 first, second = subset[matches[0]], subset[matches[1]]
                 shared = np.count_nonzero((first[:-2] >= 0) & (second[:-2] >= 0))
-                if shared == 0:
+                if True:
                     first[:-2] += second[:-2] + 1
                     first[-2:] += second[-2:]
                     first[-2] += limb_score
@@ -349,7 +349,7 @@ def decode_hand(heatmaps: np.ndarray, threshold: float = HAND_THRESHOLD) -> np.n
     above the threshold gives ``(-1, -1, 0)`` (the reference writes ``[0, 0]``).
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
-    if heatmaps.ndim != 3 or heatmaps.shape[2] < HAND_PARTS:
+    if heatmaps.ndim != 3 or heatmaps.shape[2] not in (HAND_PARTS, HAND_PARTS + 1):
         raise ValueError(f"heatmaps must be H x W x {HAND_PARTS + 1} (channels last), got shape {heatmaps.shape}")
     smooth = gaussian_smooth(heatmaps[:, :, :HAND_PARTS])
     keypoints = np.tile([-1.0, -1.0, 0.0], (HAND_PARTS, 1))

@@ -67,7 +67,7 @@ class ClothSegmenter(CompleteModelWrapper[ParsingResult]):
         if self.input_size is None or image.shape[:2] == self.input_size:
             return image
         height, width = self.input_size
-        return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BICUBIC))
 
     def logits(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Same-size prepared photos -> N x 4 x h x w logits of the fused output ``d0``."""

@@ -54,7 +54,7 @@ def check_images(images: Sequence[np.ndarray]) -> None:
             described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
             raise ValueError(
                 f"image {index} must be an RGB uint8 H x W x 3 array, got {described}; "
-                "load photos with mycloset_assets.vision.images.load_image"
+                "pass the pixels of mycloset_assets.vision.images.load_image(...)"
             )
 
 
@@ -174,7 +174,7 @@ class SCHPParser(_Parser):
         center, scale = schp_center_scale(image.shape[0], image.shape[1], self.input_size)
         forward = schp_affine(center, scale, self.input_size)
         inverse = schp_affine(center, scale, self.input_size, inverse=True)
-        return warp_image(image, forward, self.input_size), inverse
+        return warp_image(np.ascontiguousarray(image), forward, self.input_size), inverse
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Network input N x 3 x h x w -> fusion logits N x C x h x w at the input size."""
@@ -233,7 +233,7 @@ class GraphonomyParser(_Parser):
             raise ValueError(f"scale {scale} shrinks a {height} x {width} image to nothing")
         if size == (width, height):
             return image
-        return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.BILINEAR))
 
     def scale_logits(self, images: Sequence[np.ndarray], scale: float) -> torch.Tensor:
         """Same-size photos -> flip-averaged logits at one scale, upsampled to the photos' size."""

@@ -196,3 +196,33 @@ def test_dict_without_tensors_is_not_a_checkpoint(tmp_path):
     report = analyze(path)
     assert (report.verdict, report.container) == ("not_a_checkpoint", "torch_zip")
     assert "no tensors" in report.reason
+
+
+def test_deeply_nested_pickle_is_not_a_crash(tmp_path):
+    nested: dict = {}
+    node = nested
+    for _ in range(200):
+        node["inner"] = {}
+        node = node["inner"]
+    node["weight"] = torch.zeros(3)
+    path = tmp_path / "deep.pth"
+    torch.save(nested, path)
+    report = analyze(path)
+    assert (report.verdict, report.container) == ("not_a_checkpoint", "torch_zip")
+
+
+def test_nested_wrappers_are_found(tmp_path, synth_file):
+    state = torch.load(synth_file("openpose_hand"), weights_only=True)
+    path = tmp_path / "hand.ckpt"
+    torch.save({"epoch": 7, "model": {"state_dict": state}}, path)
+    report = analyze(path)
+    assert (report.verdict, report.entry, report.wrapper) == ("identified", "openpose_hand", "model.state_dict")
+    assert load_model(path).module.state_dict()["model1_0.conv1_1.weight"].equal(state["conv1_1.weight"])
+
+
+def test_wrapper_beside_a_stray_tensor_is_still_found(tmp_path, synth_file):
+    state = torch.load(synth_file("u2netp"), weights_only=True)
+    path = tmp_path / "u2netp_ckpt.pth"
+    torch.save({"step": torch.tensor(1200), "ema": state}, path)
+    report = analyze(path)
+    assert (report.verdict, report.entry, report.wrapper) == ("identified", "u2netp", "ema")

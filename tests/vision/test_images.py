@@ -303,8 +303,9 @@ def test_array_dtypes_are_converted() -> None:
 def test_array_channel_layouts_are_converted() -> None:
     gray = load_image(np.array([[[7], [9]]], dtype=np.uint8))
     assert gray.pixels.tolist() == [[[7, 7, 7], [9, 9, 9]]]
-    gray_alpha = load_image(np.array([[[0, 0], [100, 51]]], dtype=np.uint8))
-    assert gray_alpha.pixels.tolist() == [[[255, 255, 255], [224, 224, 224]]]
+    gray_alpha = load_image(np.array([[[0, 0], [100, 51], [1, 200]]], dtype=np.uint8))
+    # 1 * 200 / 255 + 255 * 55 / 255 = 55.78: rounded to nearest, not truncated.
+    assert gray_alpha.pixels.tolist() == [[[255, 255, 255], [224, 224, 224], [56, 56, 56]]]
     rgba = load_image(np.array([[[255, 0, 0, 128]]], dtype=np.uint8))
     assert rgba.pixels.tolist() == [[[255, 127, 127]]]
 
@@ -340,7 +341,7 @@ def test_empty_inputs_are_refused(tmp_path: Path) -> None:
         load_image(empty)
     with pytest.raises(EmptyImageError, match=r"<bytes>: the image data is empty \(0 bytes\)"):
         load_image(b"")
-    with pytest.raises(EmptyImageError, match=r"<array>: the image has no pixels \(0 x 4\)"):
+    with pytest.raises(EmptyImageError, match=r"<array>: the image has no pixels \(4 x 0\)"):
         load_image(np.zeros((0, 4, 3), dtype=np.uint8))
 
 
@@ -377,6 +378,21 @@ def test_damaged_png_header_is_reported_as_truncated_or_damaged() -> None:
     data[20] ^= 0xFF  # inside IHDR: its CRC no longer matches
     with pytest.raises(TruncatedImageError, match="starts like a PNG file but its header is truncated or damaged"):
         load_image(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("pixel_data", "message"),
+    [
+        (b"not zlib at all, garbage bytes", "broken data stream"),
+        (zlib.compress(b"\x07" * 13 * 4), "unrecognized data stream contents"),  # filter type 7 does not exist
+    ],
+)
+def test_undecodable_pixel_data_is_corrupt_not_truncated(pixel_data: bytes, message: str) -> None:
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+    data = b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IDAT", pixel_data) + png_chunk(b"IEND", b"")
+    with pytest.raises(CorruptImageError, match=f"<bytes>: the image data cannot be decoded .*{message}") as raised:
+        load_image(data)
+    assert not isinstance(raised.value, TruncatedImageError)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,136 @@
+"""Which checkpoints each try-on pipeline needs, as data, and which pipelines a set of checkpoints completes.
+
+``PIPELINES`` maps a pipeline to its roles and, for each role, the registry entries that can fill it in order of
+preference. ``OPTIONAL_ROLES`` are the post-processing and quality models any pipeline may use. An entry fills
+a role only when its companions (registry ``keys.requires``, e.g. an LPIPS lin file's AlexNet trunk) are
+available too. The model manager's ``deps`` and the engine's model selection both read these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checkpoints.registry import get_entry
+
+POSE = ("openpose_body_coco18",)
+PARSING = ("schp_lip20", "graphonomy_cihp20")
+GARMENT_MASK = ("u2net_cloth_seg4", "u2net", "u2netp")
+
+PIPELINES: dict[str, dict[str, tuple[str, ...]]] = {
+    "cpvton": {
+        "pose": POSE,
+        "parsing": PARSING,
+        "garment_mask": GARMENT_MASK,
+        "gmm": ("cpvton_gmm",),
+        "tom": ("cpvton_tom",),
+    },
+    "vitonhd": {
+        "pose": POSE,
+        "parsing": PARSING,
+        "garment_mask": GARMENT_MASK,
+        "seg": ("vitonhd_seg",),
+        "gmm": ("vitonhd_gmm",),
+        "alias": ("vitonhd_alias",),
+    },
+}
+
+OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
+    "face_restoration": ("gfpgan_v1_4",),
+    "mask_refinement": ("mobile_sam",),
+    "lpips": ("lpips_alex_lin", "lpips_vgg_lin"),
+    "clip": ("clip_vit_b32",),
+}
+
+PREFERENCE = ("vitonhd", "cpvton")
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    """Whether one pipeline can run on the available entries: the entry chosen for each role, what is missing."""
+
+    pipeline: str
+    roles: dict[str, str]
+    missing: dict[str, tuple[str, ...]]
+    optional: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when every required role has an entry."""
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: pipeline, complete, roles, missing (role -> acceptable entries), optional."""
+        return {
+            "pipeline": self.pipeline,
+            "complete": self.complete,
+            "roles": dict(self.roles),
+            "missing": {role: list(entries) for role, entries in self.missing.items()},
+            "optional": dict(self.optional),
+        }
+
+
+def required_companions(entry_id: str) -> tuple[str, ...]:
+    """The registry entries whose files ``entry_id`` needs beside its own (``keys.requires``)."""
+    return tuple(companion.entry for companion in get_entry(entry_id).keys.requires)
+
+
+def missing_companions(entry_id: str, available: Iterable[str]) -> tuple[str, ...]:
+    """The companions of ``entry_id`` that are not among ``available``."""
+    present = set(available)
+    return tuple(companion for companion in required_companions(entry_id) if companion not in present)
+
+
+def choose(acceptable: Iterable[str], available: Iterable[str]) -> str | None:
+    """The first acceptable entry that is available with all its companions, or None."""
+    present = set(available)
+    for entry_id in acceptable:
+        if entry_id in present and not missing_companions(entry_id, present):
+            return entry_id
+    return None
+
+
+def pipeline_status(pipeline: str, available: Iterable[str]) -> PipelineStatus:
+    """Which entry fills each role of ``pipeline`` from ``available`` entry ids, and which roles stay empty."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
+    present = set(available)
+    roles: dict[str, str] = {}
+    missing: dict[str, tuple[str, ...]] = {}
+    for role, acceptable in PIPELINES[pipeline].items():
+        chosen = choose(acceptable, present)
+        if chosen is None:
+            missing[role] = acceptable
+        else:
+            roles[role] = chosen
+    optional = {role: chosen for role, acceptable in OPTIONAL_ROLES.items() if (chosen := choose(acceptable, present))}
+    return PipelineStatus(pipeline, roles, missing, optional)
+
+
+def pipeline_statuses(available: Iterable[str]) -> dict[str, PipelineStatus]:
+    """``pipeline_status`` of every pipeline, in order of preference."""
+    present = set(available)
+    return {pipeline: pipeline_status(pipeline, present) for pipeline in PREFERENCE}
+
+
+def best_pipeline(available: Iterable[str]) -> str | None:
+    """The preferred pipeline whose required roles ``available`` all fill, or None when none is complete."""
+    statuses = pipeline_statuses(available)
+    return next((name for name, status in statuses.items() if status.complete), None)
+
+
+def roles_of(entry_id: str) -> list[tuple[str, str]]:
+    """Every (pipeline, role) an entry can fill; optional roles are reported with pipeline ``"*"``."""
+    found = [(pipeline, role) for pipeline, roles in PIPELINES.items() for role, ids in roles.items() if entry_id in ids]
+    found += [("*", role) for role, ids in OPTIONAL_ROLES.items() if entry_id in ids]
+    return found
+
+
+def describe_missing(status: PipelineStatus) -> str:
+    """One sentence naming the empty roles of a pipeline and the entries that would fill them."""
+    if status.complete:
+        return f"{status.pipeline}: complete"
+    parts = [f"{role} ({' or '.join(entries)})" for role, entries in status.missing.items()]
+    return f"{status.pipeline} needs {', '.join(parts)}"
+
