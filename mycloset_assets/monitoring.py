@@ -7,9 +7,10 @@ p50/p95 summaries and flat Dagster metadata. Why each figure is measured the way
 - CPU time is ``time.process_time()``: user + system time of every thread of this process (torch and
   numpy compute on their own threads), not of child processes.
 - Peak RSS is sampled on a background thread (default every 5 ms) so a short-lived allocation is seen
-  although it is freed before the step ends. The OS high-water mark (``getrusage`` ``ru_maxrss``) is a
-  process-lifetime maximum: when it rises during a step, the step's peak is that new maximum, so it is
-  used as a floor that no sampling interval can miss.
+  although it is freed before the step ends. The OS high-water mark (Linux ``VmHWM``, elsewhere
+  ``getrusage`` ``ru_maxrss``) is a process-lifetime maximum: when it rises during a step, the step's peak
+  is that new maximum, so it is used as a floor that no sampling interval can miss. RSS is the whole
+  process's: steps running at once on several threads see each other's memory.
 - Device memory is ``torch.cuda.max_memory_allocated`` (peak statistics reset at the start of each step,
   nested steps kept correct) or, on Apple MPS, the sampled ``torch.mps.current_allocated_memory``. It is
   ``None`` where no GPU is in use. Torch is never imported by this module: a process that has not
@@ -21,6 +22,7 @@ Sizes are MiB (2**20 bytes), times seconds.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -45,8 +47,10 @@ LOGGER = logging.getLogger(__name__)
 
 MIB = 2**20
 METRICS = ("seconds", "cpu_seconds", "peak_rss_mb", "rss_increase_mb", "device_peak_mb")
+REPORT_KEYS = ("name", "seconds", "cpu_seconds", "peak_rss_mb")
 ALL_STEPS = "*"
 DEFAULT_INTERVAL = 0.005
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -135,6 +139,10 @@ class StepMetrics:
             "alerts": [alert.to_dict() for alert in self.alerts],
         }
 
+    def to_report(self) -> dict[str, Any]:
+        """The step as try-on report.json lists it (INTERFACES.md): name, seconds, cpu_seconds, peak_rss_mb."""
+        return {key: getattr(self, key) for key in REPORT_KEYS}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepMetrics:
         """Rebuild from :meth:`to_dict`'s object (e.g. a JSON line)."""
@@ -160,33 +168,62 @@ class StepMetrics:
         return metadata
 
 
-def _high_water_mb(process: psutil.Process) -> float:
-    """The process-lifetime peak RSS the OS keeps (ru_maxrss: KiB on Linux, bytes on macOS)."""
+def _high_water(process: psutil.Process) -> int:
+    """The OS's peak RSS of this process image in bytes: Linux VmHWM, else ru_maxrss (Windows: peak_wset).
+
+    Linux's ru_maxrss is not used there: exec carries the parent's high-water mark into it, so a worker
+    started from a large process (Dagster's executor, pytest) reports the parent's peak.
+    """
+    if sys.platform.startswith("linux"):
+        with open(f"/proc/{process.pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
     if resource is None:
-        return process.memory_info().peak_wset / MIB
+        return process.memory_info().peak_wset
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return maxrss / MIB if sys.platform == "darwin" else maxrss / 1024
+    return maxrss if sys.platform == "darwin" else maxrss * 1024
 
 
 class _Sampler:
-    """Samples RSS (and MPS memory) on a daemon thread until stopped, keeping the maxima."""
+    """Samples RSS (and MPS memory) on a daemon thread until stopped, keeping the maxima.
+
+    RSS belongs to the process, so a sampler that stops folds its peak into the samplers started before it
+    and still running (an enclosing step covers all of a nested one's time).
+    """
+
+    _lock = threading.Lock()
+    _running: list[_Sampler] = []
+    _started = itertools.count()
 
     def __init__(self, process: psutil.Process, interval: float, mps: Any | None) -> None:
         self._process = process
         self._interval = interval
         self.mps = mps
         self._stop = threading.Event()
-        self.start_rss = process.memory_info().rss
+        self._order = next(self._started)
+        self._high_water = _high_water(process)
+        self._statm = os.open("/proc/self/statm", os.O_RDONLY) if sys.platform.startswith("linux") else None
+        self.start_rss = self._rss()
         self.peak_rss = self.start_rss
         self.peak_mps = mps.current_allocated_memory() if mps is not None else 0
+        with self._lock:
+            self._running.append(self)
         self._thread = threading.Thread(target=self._run, name="mycloset-monitor", daemon=True)
         self._thread.start()
 
+    def _rss(self) -> int:
+        """Current RSS in bytes; on Linux a pread of /proc/self/statm (a sixth of psutil's cost per sample)."""
+        if self._statm is None:
+            return self._process.memory_info().rss
+        return int(os.pread(self._statm, 128, 0).split()[1]) * PAGE_SIZE
+
     def _sample(self) -> int:
-        rss = self._process.memory_info().rss
-        self.peak_rss = max(self.peak_rss, rss)
-        if self.mps is not None:
-            self.peak_mps = max(self.peak_mps, self.mps.current_allocated_memory())
+        rss = self._rss()
+        mps = self.mps.current_allocated_memory() if self.mps is not None else 0
+        with self._lock:
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_mps = max(self.peak_mps, mps)
         return rss
 
     def _run(self) -> None:
@@ -194,10 +231,22 @@ class _Sampler:
             self._sample()
 
     def stop(self) -> int:
-        """Stop the thread and take a last sample; returns the current RSS in bytes."""
+        """Stop sampling, settle the peaks (high-water floor, folding outwards); returns the current RSS in bytes."""
         self._stop.set()
         self._thread.join()
-        return self._sample()
+        rss = self._sample()
+        if self._statm is not None:
+            os.close(self._statm)
+        high_water = _high_water(self._process)
+        with self._lock:
+            if high_water > self._high_water:
+                self.peak_rss = max(self.peak_rss, high_water)
+            self._running.remove(self)
+            for outer in self._running:
+                if outer._order < self._order:
+                    outer.peak_rss = max(outer.peak_rss, self.peak_rss)
+                    outer.peak_mps = max(outer.peak_mps, self.peak_mps)
+        return rss
 
 
 class _CudaPeaks:
@@ -339,7 +388,6 @@ class Monitor:
         """Measure the ``with`` block as step ``name``; the yielded handle's ``metrics`` is set at its end."""
         handle = Measurement(name)
         cuda_running = _CudaPeaks.begin()
-        high_water = _high_water_mb(self._process)
         sampler = _Sampler(self._process, self.interval, _mps_module())
         started, clock, cpu = time.time(), time.perf_counter(), time.process_time()
         error: str | None = None
@@ -354,7 +402,7 @@ class Monitor:
             device_peak, device = _CudaPeaks.end(cuda_running)
             if device is None and sampler.mps is not None:
                 device_peak, device = sampler.peak_mps / MIB, "mps"
-            peak_rss, start_rss = self._peak_rss(sampler, high_water), sampler.start_rss / MIB
+            peak_rss, start_rss = sampler.peak_rss / MIB, sampler.start_rss / MIB
             handle.metrics = StepMetrics(
                 name=name,
                 seconds=seconds,
@@ -371,12 +419,6 @@ class Monitor:
             )
             self._record(handle.metrics)
         self._raise_if_fatal(handle.metrics)
-
-    def _peak_rss(self, sampler: _Sampler, high_water_before: float) -> float:
-        """The sampled peak, raised to the OS high-water mark when that mark rose during the step."""
-        peak = sampler.peak_rss / MIB
-        high_water_after = _high_water_mb(self._process)
-        return max(peak, high_water_after) if high_water_after > high_water_before else peak
 
     def track(self, name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
         """Decorator: every call of the function is a step named ``name`` (default: its qualified name)."""

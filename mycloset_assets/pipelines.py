@@ -122,7 +122,9 @@ def best_pipeline(available: Iterable[str]) -> str | None:
 
 def roles_of(entry_id: str) -> list[tuple[str, str]]:
     """Every (pipeline, role) an entry can fill; optional roles are reported with pipeline ``"*"``."""
-    found = [(pipeline, role) for pipeline, roles in PIPELINES.items() for role, ids in roles.items() if entry_id in ids]
+    found = [
+        (pipeline, role) for pipeline, roles in PIPELINES.items() for role, ids in roles.items() if entry_id in ids
+    ]
     found += [("*", role) for role, ids in OPTIONAL_ROLES.items() if entry_id in ids]
     return found
 
@@ -133,4 +135,3 @@ def describe_missing(status: PipelineStatus) -> str:
         return f"{status.pipeline}: complete"
     parts = [f"{role} ({' or '.join(entries)})" for role, entries in status.missing.items()]
     return f"{status.pipeline} needs {', '.join(parts)}"
-

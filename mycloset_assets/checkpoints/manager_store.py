@@ -209,8 +209,11 @@ class ContentStore:
 
     def delete(self, sha256: str) -> None:
         """Remove a stored file (callers check that nothing names it)."""
+        path = self.path(sha256)
         with contextlib.suppress(FileNotFoundError):
-            self.path(sha256).unlink()
+            path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
 
     def shas(self) -> set[str]:
         """The sha256 of every stored file."""

@@ -67,14 +67,14 @@ def gaussian_kernel(size: int = SEG_BLUR_SIZE, sigma: float = SEG_BLUR_SIGMA) ->
 def gaussian_blur(images: torch.Tensor, size: int = SEG_BLUR_SIZE, sigma: float = SEG_BLUR_SIGMA) -> torch.Tensor:
     """Per-channel Gaussian blur of N x C x H x W with zero padding ``size // 2``, size kept.
 
-    torchgeometry convolves with the outer product of the 1-D kernel; the two 1-D passes here are the same
-    sum in another order (equal to float rounding).
+    One 2-D convolution with the outer product of the 1-D kernel, as torchgeometry's ``GaussianBlur``: the
+    arg-max that follows it sees the reference's sums (two 1-D passes would round differently and can flip
+    near-ties).
     """
     channels = images.shape[1]
     kernel = gaussian_kernel(size, sigma).to(images.device, images.dtype)
-    pad = size // 2
-    rows = F.conv2d(images, kernel.view(1, 1, 1, size).expand(channels, 1, 1, size), padding=(0, pad), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, size, 1).expand(channels, 1, size, 1), padding=(pad, 0), groups=channels)
+    weight = torch.outer(kernel, kernel).expand(channels, 1, size, size)
+    return F.conv2d(images, weight, padding=size // 2, groups=channels)
 
 
 def seg_labels(probabilities: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -42,6 +43,9 @@ COCO17_SYMMETRIC_LIMBS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
     ((13, 15), (14, 16)),  # shins: knee -> ankle
 )
 """Left/right limb segments in COCO-17 indices, (proximal, distal) each; proximal segments first."""
+
+RejectionRule = Literal["confidence", "outside_image", "limb_ratio"]
+"""The validation rules of ``validate_keypoints``."""
 
 
 def box_to_center_scale(
@@ -88,7 +92,7 @@ def affine_matrix(
     src = np.zeros((3, 2), dtype=np.float32)
     dst = np.zeros((3, 2), dtype=np.float32)
     src[0, :] = center
-    src[1, :] = center + np.array([0.0, half_width * 1.0], dtype=np.float64)
+    src[1, :] = center + np.array([0.0, half_width], dtype=np.float64)
     dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
     dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + np.array([0, dst_w * -0.5], dtype=np.float32)
     src[2, :] = _third_point(src[0], src[1])
@@ -184,6 +188,8 @@ def decode_heatmaps(
         raise ValueError(
             f"center and scale must be N x 2 with N = {n} heatmap sets, got {centers.shape} and {scales.shape}"
         )
+    if n == 0:
+        return np.zeros((0, maps.shape[1], 2), dtype=np.float32), np.zeros((0, maps.shape[1], 1), dtype=maps.dtype)
     coords, maxvals = heatmap_maxima(maps)
     if refine:
         coords = refine_quarter_pixel(maps, coords)
@@ -256,6 +262,8 @@ def fuse_scales(
         if factor == 1 and (width, height) == (out_w, out_h):
             total += source
             continue
+        if min(width, height) < 2:
+            raise ValueError(f"heatmaps to resample must be at least 2 x 2, got {height} x {width}")
         ratio = width / (out_w * factor)
         x = width / 2 + u * ratio
         y = height / 2 + v * ratio
@@ -272,7 +280,7 @@ class Rejection:
 
     keypoint: int
     name: str
-    rule: str
+    rule: RejectionRule
     value: float
     limit: float
     message: str
@@ -310,9 +318,10 @@ def validate_keypoints(
 
     Rules, in order: ``confidence`` (score >= ``score_threshold``), ``outside_image`` (inside the pixel
     area ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``; value = distance outside), ``limb_ratio`` (for each pair of
-    mirror limbs whose four endpoints passed so far, longer / shorter <= ``max_limb_ratio``; the distal
-    keypoint of the limb with the lower mean endpoint score is rejected; proximal limbs are checked first,
-    so a rejected elbow or knee exempts the segment below it).
+    mirror limbs whose four endpoints passed so far, longer / shorter <= ``max_limb_ratio``, infinite when
+    one is zero-length; the distal keypoint of the limb with the lower mean endpoint score is rejected, the
+    first (left) limb's on a tie; proximal limbs are checked first, so a rejected elbow or knee exempts the
+    segment below it).
     """
     points = np.asarray(keypoints, dtype=np.float64)
     confidences = np.asarray(scores, dtype=np.float64).reshape(-1)

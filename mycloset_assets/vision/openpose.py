@@ -244,7 +244,7 @@ def assemble_people(connections: Sequence[np.ndarray | None], candidates: np.nda
             elif len(matches) == 2:
                 first, second = subset[matches[0]], subset[matches[1]]
                 shared = np.count_nonzero((first[:-2] >= 0) & (second[:-2] >= 0))
-                if True:
+                if shared == 0:
                     first[:-2] += second[:-2] + 1
                     first[-2:] += second[-2:]
                     first[-2] += limb_score

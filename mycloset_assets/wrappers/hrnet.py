@@ -173,6 +173,7 @@ class HRNetPoseWrapper(CompleteModelWrapper[PoseResult]):
         return self._heatmaps([image], per_image)[0]
 
     def _boxes(self, images: list[np.ndarray], boxes: Sequence[Sequence[Box] | None] | None) -> list[np.ndarray]:
+        """Check the images and return each image's boxes as P x 4 float64 (the whole image for ``None``)."""
         if boxes is not None and len(boxes) != len(images):
             raise ValueError(f"got {len(boxes)} box lists for {len(images)} images; pass one list (or None) per image")
         out = []
@@ -190,11 +191,16 @@ class HRNetPoseWrapper(CompleteModelWrapper[PoseResult]):
             if given is None:
                 array = np.array([[0.0, 0.0, image.shape[1], image.shape[0]]])
             else:
-                array = np.asarray(given, dtype=np.float64).reshape(-1, 4) if len(given) else np.zeros((0, 4))
+                array = np.asarray(given, dtype=np.float64) if len(given) else np.zeros((0, 4))
+                if array.ndim != 2 or array.shape[1] != 4:
+                    raise ValueError(
+                        f"boxes of image {i} must be a list of (x, y, w, h) boxes, got an array of shape {array.shape}"
+                    )
             out.append(array)
         return out
 
     def _heatmaps(self, images: list[np.ndarray], per_image: list[np.ndarray]) -> list[PersonHeatmaps]:
+        """Crop every person at every scale, run the network once over all crops, fuse each person's scales."""
         height, width = self.input_size
         frames: list[tuple[np.ndarray, np.ndarray]] = []
         crops = []

@@ -17,6 +17,7 @@ size, channel order, mean/std) and each reference's inference script:
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -117,6 +118,8 @@ def to_result(logits: torch.Tensor, label_set: LabelSet) -> ParsingResult:
 
 
 class _Parser(CompleteModelWrapper[ParsingResult]):
+    """A parsing wrapper: ``photo_logits`` per family, the argmax and the entry's label set shared."""
+
     families: tuple[str, ...] = ()
 
     def __init__(self, loaded: LoadedModel, *, batch_size: int = 4) -> None:
@@ -131,9 +134,9 @@ class _Parser(CompleteModelWrapper[ParsingResult]):
     def _input(self, batch: torch.Tensor) -> torch.Tensor:
         return normalize(batch, self.preprocess).to(device=self.device, dtype=self.loaded.dtype)
 
+    @abstractmethod
     def photo_logits(self, images: list[np.ndarray]) -> list[torch.Tensor]:
         """C x H x W float32 class scores per photo, at the photo's size (their argmax is the label map)."""
-        raise NotImplementedError
 
     def run_batch(self, images: list[np.ndarray]) -> list[ParsingResult]:
         check_images(images)

@@ -60,11 +60,17 @@ def test_gaussian_kernel_is_torchgeometrys():
         gaussian_kernel(14, 3.0)
 
 
-def test_blur_equals_the_2d_zero_padded_convolution():
-    images = torch.rand(2, 3, 40, 30, generator=torch.Generator().manual_seed(1))
+def test_blur_is_the_2d_zero_padded_convolution_with_the_outer_product_kernel():
+    images = torch.rand(2, 3, 40, 30, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    kernel = np.exp(-((np.arange(15) - 7) ** 2) / 18.0)
+    kernel /= kernel.sum()
+    expected = np.zeros((2, 3, 40, 30))
+    padded = np.pad(images.numpy(), ((0, 0), (0, 0), (7, 7), (7, 7)))
+    for dy in range(15):
+        for dx in range(15):
+            expected += kernel[dy] * kernel[dx] * padded[:, :, dy : dy + 40, dx : dx + 30]
+    np.testing.assert_allclose(gaussian_blur(images.float()).numpy(), expected, rtol=0, atol=1e-6)
     kernel = gaussian_kernel(15, 3.0)
-    full = torch.outer(kernel, kernel).expand(3, 1, 15, 15)
-    torch.testing.assert_close(gaussian_blur(images), F.conv2d(images, full, padding=7, groups=3), rtol=0, atol=1e-6)
     impulse = torch.zeros(1, 1, 31, 31)
     impulse[0, 0, 15, 15] = 1
     torch.testing.assert_close(gaussian_blur(impulse)[0, 0, 8:23, 8:23], torch.outer(kernel, kernel), atol=1e-7, rtol=0)
@@ -73,7 +79,7 @@ def test_blur_equals_the_2d_zero_padded_convolution():
 
 
 def test_seg_labels_upsample_blur_and_argmax():
-    probabilities = torch.full((1, 13, 16, 12), 0.1)
+    probabilities = torch.rand(1, 13, 16, 12, generator=torch.Generator().manual_seed(2)) * 0.2
     probabilities[0, 3, 4:12, 3:9] = 0.9  # upper cloth in the middle
     probabilities[0, 0, :, :3] = 0.8  # background on the left
     labels = seg_labels(probabilities, 64, 48)
@@ -133,9 +139,14 @@ def test_letterbox_images_labels_and_masks_into_the_frame_and_back():
     photo = np.full((100, 50, 3), (10, 200, 30), dtype=np.uint8)
     framed = frame.image_to_frame(photo)
     assert framed.shape == (256, 192, 3)
-    assert (framed[:, :30] == 255).all() and (framed[:, 163:] == 255).all(), "white padding"
-    assert (framed[:, 34:158] == (10, 200, 30)).all()
-    np.testing.assert_array_equal(frame.image_to_photo(framed), photo)
+    # photo columns 0..49 are padded columns 12..61; frame column c samples padded column (c + 0.5) / 2.56 - 0.5
+    assert (framed[:, :29] == 255).all() and (framed[:, 160:] == 255).all(), "white padding"
+    assert (framed[:, 32:157] == (10, 200, 30)).all()
+    assert 10 < framed[0, 30, 0] < 255
+    back = frame.image_to_photo(framed)
+    assert back.shape == photo.shape
+    np.testing.assert_array_equal(back[:, 1:-1], photo[:, 1:-1])
+    assert (back[:, [0, -1]] >= photo[:, [0, -1]]).all(), "the outermost columns take some of the white padding"
 
     labels = np.zeros((100, 50), dtype=np.int64)
     labels[50:, 25:] = 7
@@ -151,7 +162,7 @@ def test_letterbox_images_labels_and_masks_into_the_frame_and_back():
     assert soft.shape == (100, 50) and soft.dtype == np.float32 and np.allclose(soft, 0.25)
     with pytest.raises(ValueError, match=r"expected an array of the photo's size \(100, 50\), got \(50, 100\)"):
         frame.image_to_frame(photo.transpose(1, 0, 2))
-    with pytest.raises(ValueError, match=r"labels must lie in 0..255, got 0..300"):
+    with pytest.raises(ValueError, match=r"labels must lie in 0..255, got 300..300"):
         frame.labels_to_frame(np.full((100, 50), 300))
 
 
@@ -163,3 +174,14 @@ def test_paste_back_blends_by_alpha():
     np.testing.assert_array_equal(pasted[..., 0], [[100, 201, 150], [201, 100, 125]])  # 150.5 -> 150 (even)
     with pytest.raises(ValueError, match=r"alpha \(3, 2\) must be the photo's height and width \(2, 3\)"):
         paste_back(photo, generated, alpha.T)
+
+
+def test_letterbox_points_land_where_the_image_puts_their_pixel():
+    """A bright pixel of a wide photo, framed by resizing, peaks at its mapped point (no x/y swap)."""
+    frame = Letterbox.fit((40, 90), (256, 192))
+    photo = np.zeros((40, 90, 3), dtype=np.uint8)
+    photo[30, 70] = 255
+    framed = frame.image_to_frame(photo, fill=0)
+    x, y, _ = frame.points_to_frame(np.array([[70.0, 30.0, 1.0]]))[0]
+    peak_y, peak_x = np.unravel_index(framed[..., 0].argmax(), framed.shape[:2])
+    assert abs(peak_x - x) <= 0.5 and abs(peak_y - y) <= 0.5

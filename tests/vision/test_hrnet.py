@@ -160,6 +160,16 @@ def test_torch_tensors_decode_like_arrays_and_float64_keeps_its_dtype():
     np.testing.assert_array_equal(coords, from_array[0])
 
 
+def test_no_people_decode_to_empty_arrays():
+    coords, maxvals = decode_heatmaps(np.zeros((0, 17, 64, 48), np.float32), np.zeros((0, 2)), np.zeros((0, 2)))
+    assert (coords.shape, coords.dtype, maxvals.shape, maxvals.dtype) == (
+        (0, 17, 2),
+        np.float32,
+        (0, 17, 1),
+        np.float32,
+    )
+
+
 def test_decode_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match=r"heatmaps must be N x K x h x w, got shape \(17, 64, 48\)"):
         decode_heatmaps(np.zeros((17, 64, 48), np.float32), np.zeros((1, 2)), np.ones((1, 2)))
@@ -325,6 +335,8 @@ def test_scale_fusion_rejects_bad_arguments():
         fuse_scales([maps, maps], [1.0])
     with pytest.raises(ValueError, match=r"scale factors must be positive, got \[1.0, 0.0\]"):
         fuse_scales([maps, maps], [1.0, 0.0])
+    with pytest.raises(ValueError, match="heatmaps to resample must be at least 2 x 2, got 8 x 1"):
+        fuse_scales([maps, maps[..., :1]], [1.0, 1.0])
 
 
 # --- keypoint validation --------------------------------------------------------------------------------------

@@ -447,7 +447,9 @@ def test_hand_boxes_are_clipped_and_small_ones_dropped() -> None:
     corner = _arm_points({2: (40, 60), 3: (30, 40), 4: (20, 20)})  # wrist-elbow sqrt(200), side 1.5 * sqrt(500)
     assert hand_boxes(corner, 200, 300) == [HandBox(0, 0, int(1.5 * math.sqrt(500)), False, 0)]
     bottom = _arm_points({5: (150, 100), 6: (150, 150), 7: (150, 180)})  # side 1.5 * 45 = 67.5, y = 189.9 - 33.75
-    assert hand_boxes(bottom, 200, 300) == [HandBox(int(150 + 0 - 33.75), int(189.9 - 33.75), int(200 - 156.15), True, 0)]
+    assert hand_boxes(bottom, 200, 300) == [
+        HandBox(int(150 + 0 - 33.75), int(189.9 - 33.75), int(200 - 156.15), True, 0)
+    ]
     tiny = _arm_points({5: (150, 100), 6: (150, 108), 7: (150, 112)})  # side 1.5 * 7.2 = 10.8 < 20
     assert hand_boxes(tiny, 200, 300) == []
     no_elbow = _arm_points({2: (100, 100), 4: (100, 200)})

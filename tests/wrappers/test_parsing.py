@@ -130,7 +130,6 @@ def test_schp_atr_uses_its_own_label_set(synth_file) -> None:
     check_result(parser(WIDE), WIDE, "ATR-18", 18)
 
 
-@pytest.mark.slow
 def test_schp_at_the_published_input_size(schp_lip: LoadedModel) -> None:
     result = SCHPParser(schp_lip)(WIDE)
     check_result(result, WIDE, "LIP-20", 20)
@@ -180,8 +179,9 @@ def test_graphonomy_batches_by_size_and_keeps_the_order(graphonomy: LoadedModel)
     results = parser(images)
     for result, image in zip(results, images, strict=True):
         check_result(result, image, "CIHP-20", 20)
-    for index, image in enumerate(images):
-        close(parser.photo_logits([image])[0], parser.photo_logits(images)[index])
+    batched = parser.photo_logits(images)
+    for index in (1, 2):
+        close(parser.photo_logits([images[index]])[0], batched[index])
 
 
 def test_graphonomy_flip_averaging_is_mirror_equivariant(graphonomy: LoadedModel) -> None:

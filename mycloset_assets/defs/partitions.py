@@ -1,0 +1,107 @@
+"""The per-image partition sets, their keys, and the inbox folder whose files they name.
+
+A photo's partition key is its sanitised file stem plus the first 12 hex digits of its sha256
+(``astronaut-88431cd9653c``): readable in the UI, stable for the same bytes under the same name, and
+different for different bytes. A try-on pair's key is ``"person_key|garment_key"``. Assets find the file
+of a partition through ``InboxResource.image_path``.
+"""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+
+from ..checkpoints.convert import file_sha256
+
+person_images = dg.DynamicPartitionsDefinition(name="person_images")
+garment_images = dg.DynamicPartitionsDefinition(name="garment_images")
+pairs = dg.DynamicPartitionsDefinition(name="pairs")
+
+ImageKind = Literal["person", "garment"]
+IMAGE_PARTITIONS: dict[str, dg.DynamicPartitionsDefinition] = {"person": person_images, "garment": garment_images}
+PAIR_SEPARATOR = "|"
+SHORT_HASH = 12
+_STEM_LENGTH = 48
+_UNSAFE = re.compile(r"[^a-z0-9_]+")
+
+
+class InboxImageNotFoundError(LookupError):
+    """No file in the inbox folder has the name and content a partition key names."""
+
+
+def sanitise_stem(stem: str) -> str:
+    """Lower-case ASCII letters, digits and ``_``, runs of anything else as one ``-``; ``image`` when empty."""
+    slug = _UNSAFE.sub("-", stem.lower()).strip("-")[:_STEM_LENGTH].strip("-")
+    return slug or "image"
+
+
+def image_partition_key(path: str | Path, sha256: str | None = None) -> str:
+    """The partition key of the photo at ``path`` (``sha256`` saves hashing it again when known)."""
+    digest = sha256 or file_sha256(path)
+    return f"{sanitise_stem(Path(path).stem)}-{digest[:SHORT_HASH]}"
+
+
+def short_hash(partition_key: str) -> str:
+    """The hash part of an image partition key."""
+    return partition_key.rsplit("-", 1)[-1]
+
+
+def pair_key(person_key: str, garment_key: str) -> str:
+    """The ``pairs`` partition key of a person photo and a garment photo."""
+    for key in (person_key, garment_key):
+        if not key or PAIR_SEPARATOR in key:
+            raise ValueError(f"an image partition key must be non-empty and free of {PAIR_SEPARATOR!r}: {key!r}")
+    return f"{person_key}{PAIR_SEPARATOR}{garment_key}"
+
+
+def split_pair_key(key: str) -> tuple[str, str]:
+    """``(person_key, garment_key)`` of a ``pairs`` partition key."""
+    person, separator, garment = key.partition(PAIR_SEPARATOR)
+    if not separator or not person or not garment or PAIR_SEPARATOR in garment:
+        raise ValueError(f"a pair key is 'person_key{PAIR_SEPARATOR}garment_key', got {key!r}")
+    return person, garment
+
+
+def inbox_files(folder: Path) -> Iterator[Path]:
+    """The user's files in an inbox folder, by name: regular files, not hidden (``.`` names are partial copies)."""
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            yield path
+
+
+class InboxResource(dg.ConfigurableResource):
+    """The inbox the sensors watch: ``ROOT/person/``, ``ROOT/garment/`` and ``ROOT/pairs.csv``.
+
+    ``max_files_per_tick`` caps the files a sensor tick hashes and decodes (and the pairs it adds);
+    ``pair_all_garments`` pairs every person with every garment instead of the pairs listed in ``pairs.csv``.
+    """
+
+    root: str = "inbox"
+    max_files_per_tick: int = 16
+    pair_all_garments: bool = False
+
+    def folder(self, kind: ImageKind) -> Path:
+        """The folder of one kind of photo."""
+        if kind not in IMAGE_PARTITIONS:
+            raise ValueError(f"photo kind must be one of {sorted(IMAGE_PARTITIONS)}, got {kind!r}")
+        return Path(self.root) / kind
+
+    @property
+    def pairs_csv(self) -> Path:
+        """The list of pairs to try on: one ``person_file,garment_file`` per line."""
+        return Path(self.root) / "pairs.csv"
+
+    def image_path(self, kind: ImageKind, partition_key: str) -> Path:
+        """The inbox file a partition key names: same sanitised stem, same content hash."""
+        folder = self.folder(kind)
+        stem, _, digest = partition_key.rpartition("-")
+        for path in inbox_files(folder):
+            if sanitise_stem(path.stem) == stem and file_sha256(path)[:SHORT_HASH] == digest:
+                return path
+        raise InboxImageNotFoundError(
+            f"no file in {folder} matches partition {partition_key!r} (was it renamed, changed or removed?)"
+        )
