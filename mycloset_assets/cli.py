@@ -16,6 +16,7 @@ from .checkpoints import CheckpointError, analyze, load_registry
 from .checkpoints.analysis import Analysis
 from .checkpoints.convert import convert
 from .checkpoints.synth import CONTAINERS, write_checkpoint
+from .manager_cli import add_models_commands
 
 _COLUMNS = ("path", "verdict", "entry", "family", "confidence", "container", "matched", "total")
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry_cmd = commands.add_parser("registry", help="list the registry's entries")
     registry_cmd.set_defaults(run=_registry)
+    add_models_commands(commands)
     return parser
 
 

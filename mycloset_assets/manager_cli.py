@@ -143,10 +143,14 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _deps_text(report: DependencyReport) -> str:
     rows = [
-        [item.model.label, item.model.entry, ", ".join(item.requires) or "-", ", ".join(item.missing) or "-"]
+        [
+            item.model.label,
+            item.model.entry,
+            ", ".join(f"{entry} ({item.provided_by.get(entry, 'missing')})" for entry in item.requires) or "-",
+        ]
         for item in report.models
     ]
-    lines = [_table(["MODEL", "ENTRY", "REQUIRES", "MISSING"], rows), ""]
+    lines = [_table(["MODEL", "ENTRY", "REQUIRES (PROVIDED BY)"], rows), ""]
     for status in report.pipelines.values():
         if status.complete:
             chosen = ", ".join(f"{role}={entry}" for role, entry in status.roles.items())

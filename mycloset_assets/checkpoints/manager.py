@@ -305,7 +305,7 @@ class ModelManager:
                 to = older[-1]
             target = self._get(db, name, to)
             db.execute("UPDATE names SET active = ? WHERE name = ?", (target.version, name))
-        return self.get(name, to)
+        return replace(target, active=True)
 
     def remove(self, name: str, version: int) -> ModelVersion:
         """Delete one version (its stored file too when no other version shares it); refused when an active
@@ -349,17 +349,18 @@ class ModelManager:
 
     def verify(self, name: str | None = None, *, clean: bool = False) -> VerifyReport:
         """Re-hash the stored file of every version (of ``name``); list orphaned files and stale stagings,
-        and remove those two when ``clean``."""
+        and remove those two when ``clean``. Hashing takes no lock: versions removed meanwhile are left out."""
         models = self.versions(name) if name is not None else self._all()
         digests: dict[str, str | None] = {}
         for model in models:
             if model.sha256 not in digests:
                 digests[model.sha256] = hash_file(model.path) if model.path.is_file() else None
-        checks = [_check(model, digests[model.sha256]) for model in models]
-        registered = {model.sha256 for model in self._all()}
+        current = self._all()
+        still = {(model.name, model.version) for model in current}
+        checks = [_check(model, digests[model.sha256]) for model in models if (model.name, model.version) in still]
         report = VerifyReport(
             checks,
-            orphans=sorted(self.store.shas() - registered),
+            orphans=sorted(self.store.shas() - {model.sha256 for model in current}),
             stale=[str(path) for path in self.store.stale_staging()],
         )
         if clean:
@@ -393,9 +394,9 @@ class ModelManager:
             name = check_name(name or str(analysis.entry))
             with self._writing() as db:
                 version = self._insert(db, name, staged, analysis, source, new=new)
+                return self._get(db, name, version)
         finally:
             staged.discard()
-        return self.get(name, version)
 
     def _insert(
         self, db: sqlite3.Connection, name: str, staged: Staged, analysis: Analysis, source: Path, *, new: bool

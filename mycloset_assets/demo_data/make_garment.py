@@ -1,6 +1,7 @@
 """Draw the demo's garment photo: a striped T-shirt on white, 192 x 256 like the try-on datasets' cloth images.
 
-Run once; its output ``tshirt.png`` is committed beside it as data: ``python mycloset_assets/demo_data/make_garment.py``.
+Run once; its output ``tshirt.png`` is committed beside it as data:
+``python mycloset_assets/demo_data/make_garment.py``.
 """
 
 from pathlib import Path

@@ -114,21 +114,16 @@ def _gaussian_weights(sigma: float, truncate: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def _smooth_axis(maps: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
-    """Symmetric correlation along ``axis`` with ``reflect`` borders, summed in scipy's ``correlate1d`` order."""
+def _correlate_at(maps: np.ndarray, positions: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """The symmetric correlation of ``maps`` along ``axis`` with ``reflect`` borders, at ``positions`` only, summed
+    in scipy's ``correlate1d`` order (centre first, then the pairs from the outermost in)."""
     radius = len(weights) // 2
-    widths = [(0, 0)] * maps.ndim
-    widths[axis] = (radius, radius)
-    padded = np.pad(maps, widths, mode="symmetric")
-    length = maps.shape[axis]
-
-    def window(offset: int) -> np.ndarray:
-        return padded.take(np.arange(radius + offset, radius + offset + length), axis=axis)
-
-    out = window(0) * weights[radius]
-    pair = np.empty_like(out)
+    # Index of every sample of the reflect-extended line (d c b a | a b c d | d c b a, repeated if short).
+    source = np.pad(np.arange(maps.shape[axis]), radius, mode="symmetric")
+    centres = positions + radius
+    out = maps.take(source[centres], axis=axis) * weights[radius]
     for offset in range(radius, 0, -1):
-        np.add(window(-offset), window(offset), out=pair)
+        pair = maps.take(source[centres - offset], axis=axis) + maps.take(source[centres + offset], axis=axis)
         pair *= weights[radius - offset]
         out += pair
     return out
@@ -146,27 +141,58 @@ def gaussian_smooth(maps: np.ndarray, sigma: float = SMOOTHING_SIGMA, truncate: 
     if sigma <= 0:
         raise ValueError(f"sigma must be positive, got {sigma}")
     weights = _gaussian_weights(sigma, truncate)
-    return _smooth_axis(_smooth_axis(maps, weights, 0), weights, 1)
+    rows, cols = np.arange(maps.shape[0]), np.arange(maps.shape[1])
+    return _correlate_at(_correlate_at(maps, rows, weights, 0), cols, weights, 1)
+
+
+def _reachable(maxima: np.ndarray, radius: int, threshold: float) -> np.ndarray:
+    """Positions whose reflect-padded window of ``2 * radius + 1`` ``maxima`` may smooth to above ``threshold``."""
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(maxima, radius, mode="symmetric"), 2 * radius + 1)
+    # A weighted mean with positive weights summing to 1 never exceeds the window maximum (up to rounding).
+    bound = windows.max(axis=1)
+    return np.nonzero(bound + np.abs(bound) * 1e-9 > threshold)[0]
+
+
+def _smooth_above(channel: np.ndarray, threshold: float) -> np.ndarray:
+    """H x W: ``gaussian_smooth(channel)`` exactly wherever it can exceed ``threshold``, -inf elsewhere (where it
+    cannot), so the peak test gives the same answer. Skipping those rows and columns is what keeps peak finding
+    cheap on mostly empty maps."""
+    weights = _gaussian_weights(SMOOTHING_SIGMA, 4.0)
+    radius = len(weights) // 2
+    out = np.full(channel.shape, -np.inf)
+    rows = _reachable(channel.max(axis=1), radius, threshold)
+    if len(rows):
+        vertical = _correlate_at(channel, rows, weights, 0)
+        cols = _reachable(vertical.max(axis=0), radius, threshold)
+        if len(cols):
+            out[np.ix_(rows, cols)] = _correlate_at(vertical, cols, weights, 1)
+    return out
 
 
 def find_peaks(heatmaps: np.ndarray, threshold: float = PEAK_THRESHOLD) -> list[np.ndarray]:
     """Per channel of H x W x C ``heatmaps``: the peaks as a K x 4 array (x, y, score, id), the reference's
     ``all_peaks``.
 
-    A peak is ``>= `` its four neighbours in the smoothed map (0 outside) and ``> threshold``; its score is the
+    A peak is ``>=`` its four neighbours in the smoothed map (0 outside) and ``> threshold``; its score is the
     unsmoothed value; ids run over all channels in channel order, row-major within a channel.
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
-    smooth = gaussian_smooth(heatmaps)
-    peaks = smooth > threshold
-    peaks[1:] &= smooth[1:] >= smooth[:-1]
-    peaks[:-1] &= smooth[:-1] >= smooth[1:]
-    peaks[:, 1:] &= smooth[:, 1:] >= smooth[:, :-1]
-    peaks[:, :-1] &= smooth[:, :-1] >= smooth[:, 1:]
-    channels, ys, xs = np.nonzero(peaks.transpose(2, 0, 1))
-    table = np.stack([xs, ys, heatmaps[ys, xs, channels], np.arange(len(xs))], axis=1).astype(np.float64)
-    bounds = np.searchsorted(channels, np.arange(heatmaps.shape[2] + 1))
-    return [table[bounds[c] : bounds[c + 1]] for c in range(heatmaps.shape[2])]
+    if heatmaps.ndim != 3:
+        raise ValueError(f"heatmaps must be H x W x C, got shape {heatmaps.shape}")
+    tables = []
+    first_id = 0
+    for channel_map in np.ascontiguousarray(heatmaps.transpose(2, 0, 1)):
+        smooth = _smooth_above(channel_map, threshold)
+        peaks = smooth > threshold
+        peaks[1:] &= smooth[1:] >= smooth[:-1]
+        peaks[:-1] &= smooth[:-1] >= smooth[1:]
+        peaks[:, 1:] &= smooth[:, 1:] >= smooth[:, :-1]
+        peaks[:, :-1] &= smooth[:, :-1] >= smooth[:, 1:]
+        ys, xs = np.nonzero(peaks)
+        ids = np.arange(first_id, first_id + len(xs))
+        tables.append(np.stack([xs, ys, channel_map[ys, xs], ids], axis=1).astype(np.float64))
+        first_id += len(xs)
+    return tables
 
 
 def _limb_candidates(
@@ -351,13 +377,11 @@ def decode_hand(heatmaps: np.ndarray, threshold: float = HAND_THRESHOLD) -> np.n
     heatmaps = np.asarray(heatmaps, dtype=np.float64)
     if heatmaps.ndim != 3 or heatmaps.shape[2] not in (HAND_PARTS, HAND_PARTS + 1):
         raise ValueError(f"heatmaps must be H x W x {HAND_PARTS + 1} (channels last), got shape {heatmaps.shape}")
-    smooth = gaussian_smooth(heatmaps[:, :, :HAND_PARTS])
     keypoints = np.tile([-1.0, -1.0, 0.0], (HAND_PARTS, 1))
-    for part in range(HAND_PARTS):
-        binary = smooth[:, :, part] > threshold
+    for part, original in enumerate(np.ascontiguousarray(heatmaps[:, :, :HAND_PARTS].transpose(2, 0, 1))):
+        binary = _smooth_above(original, threshold) > threshold
         if not binary.any():
             continue
-        original = heatmaps[:, :, part]
         labels = _components_in_raster_order(binary)
         masses = [np.sum(original[labels == label]) for label in range(1, int(labels.max()) + 1)]
         kept = np.where(labels == int(np.argmax(masses)) + 1, original, 0.0)

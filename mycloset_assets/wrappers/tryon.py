@@ -13,7 +13,7 @@ results hold the network-size arrays and give them back at the person photo's si
 
 CP-VTON runs at its 256 x 192 frame, as test.py: the TOM reads the warped garment as the 8-bit image the
 GMM stage saved. VITON-HD runs at a working size (``VitonHdSeg(size=...)``, 1024 x 768 = the reference's
-load size by default; multiples of 128): the seg generator and GMM see 256 x 192 inputs resized from it as
+load size by default; multiples of 128, at least 256 x 128): the seg generator and GMM see 256 x 192 inputs resized from it as
 in test.py, the TPS grid is evaluated at the working size and the ALIAS generator is built for it with the
 same weights. The reference's pixel sizes (agnostic line widths) scale with the working width / 768.
 """
@@ -390,7 +390,7 @@ class VitonHdSegmentation:
 class VitonHdSeg(TryOnStage[TryOnInput, VitonHdSegmentation]):
     """VITON-HD's segmentation generator and everything it takes: parse and image agnostic, pose rendering.
 
-    ``size`` is the working size (multiples of 128); ``seed`` seeds the noise channel (the same noise for
+    ``size`` is the working size (multiples of 128, at least 256 x 128); ``seed`` seeds the noise channel (the same noise for
     every item, whatever the batch).
     """
 
@@ -404,6 +404,11 @@ class VitonHdSeg(TryOnStage[TryOnInput, VitonHdSegmentation]):
         height, width = size
         if height <= 0 or width <= 0 or height % ALIAS_MULTIPLE or width % ALIAS_MULTIPLE:
             raise ValueError(f"the VITON-HD working size must be positive multiples of {ALIAS_MULTIPLE}, got {size}")
+        if height * width < 2 * ALIAS_MULTIPLE**2:
+            raise ValueError(
+                f"the VITON-HD working size must be at least 256 x 128 or 128 x 256 (the ALIAS generator's first "
+                f"block normalises a map of (height / 128) x (width / 128) pixels, at least 2), got {size}"
+            )
         self.size = (height, width)
         self.input_size = tuple(self.entry.preprocess["input_size"])
         self.seed = seed

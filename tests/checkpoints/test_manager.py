@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision import models
 
-from mycloset_assets.checkpoints import analyze
+from mycloset_assets.checkpoints import analyze, load_registry
 from mycloset_assets.checkpoints.convert import file_sha256
 from mycloset_assets.checkpoints.manager import (
     DuplicateModelError,
@@ -29,6 +28,15 @@ from mycloset_assets.checkpoints.manager import (
     default_home,
 )
 from mycloset_assets.checkpoints.manager_store import IntegrityError
+from mycloset_assets.pipelines import (
+    OPTIONAL_ROLES,
+    PIPELINES,
+    best_pipeline,
+    describe_missing,
+    missing_companions,
+    pipeline_status,
+    roles_of,
+)
 
 LIN = "lpips_alex_lin"
 TRUNK = "torchvision_alexnet_features"
@@ -103,6 +111,8 @@ def test_update_refuses_another_family_and_unknown_names(manager, synth_file):
 
 
 def test_impostor_is_refused_with_the_analyzers_reason(manager, tmp_path):
+    from torchvision import models
+
     torch.manual_seed(0)
     impostor = tmp_path / "openpose.pth"
     torch.save(models.resnet18(weights=None).state_dict(), impostor)
@@ -270,10 +280,9 @@ def _race(home: str, operation: str, name: str, path: str, barrier, results) -> 
 
 
 def test_processes_registering_at_once_lose_nothing(manager, synth_file):
-    paths = [str(_lin(synth_file, seed)) for seed in range(5)]
-    manager.register(paths[4], name="shared")
-    jobs = [("register", "a", paths[0]), ("register", "b", paths[1]), ("update", "shared", paths[2])]
-    jobs.append(("update", "shared", paths[3]))
+    first, update_a, update_b, shared_v1 = (str(_lin(synth_file, seed)) for seed in range(4))
+    manager.register(shared_v1, name="shared")
+    jobs = [("register", "a", first), ("update", "shared", update_a), ("update", "shared", update_b)]
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(len(jobs)), context.Queue()
     workers = [context.Process(target=_race, args=(str(manager.root), *job, barrier, results)) for job in jobs]
@@ -283,14 +292,13 @@ def test_processes_registering_at_once_lose_nothing(manager, synth_file):
     for worker in workers:
         worker.join(timeout=60)
         assert worker.exitcode == 0
-    assert all(version is not None for _, version, _ in outcomes), outcomes
-    assert [(name, version) for name, version, _ in outcomes] == [("a", 1), ("b", 1), ("shared", 2), ("shared", 3)]
-    assert {m.name: m.sha256 for m in manager.active()}.keys() == {"a", "b", "shared"}
+    assert [(name, version) for name, version, _ in outcomes] == [("a", 1), ("shared", 2), ("shared", 3)], outcomes
+    assert [(m.name, m.version) for m in manager.active()] == [("a", 1), ("shared", 3)]
     shared = manager.versions("shared")
-    assert sorted(m.sha256 for m in shared[1:]) == sorted(file_sha256(p) for p in paths[2:4])
-    assert shared[0].sha256 == file_sha256(paths[4]) and shared[-1].active
+    assert shared[0].sha256 == file_sha256(shared_v1)
+    assert sorted(m.sha256 for m in shared[1:]) == sorted(file_sha256(p) for p in (update_a, update_b))
     report = manager.verify()
-    assert report.ok and len(report.checks) == 5 and (report.orphans, report.stale) == ([], [])
+    assert report.ok and len(report.checks) == 4 and (report.orphans, report.stale) == ([], [])
 
 
 _KILLED_MID_COPY = """
@@ -396,3 +404,39 @@ def test_register_killed_at_any_moment_is_all_or_nothing(manager, synth_file):
     assert manager.store.stale_staging() == []
     if not registered:
         assert manager.register(source, name="trunk").sha256 == file_sha256(source)
+
+
+def test_pipeline_tables_name_registry_entries():
+    registry = load_registry()
+    tables = [*PIPELINES.values(), OPTIONAL_ROLES]
+    assert {entry for roles in tables for ids in roles.values() for entry in ids} <= registry.keys()
+    assert set(PIPELINES["cpvton"]) == {"pose", "parsing", "garment_mask", "gmm", "tom"}
+    assert set(PIPELINES["vitonhd"]) == {"pose", "parsing", "garment_mask", "seg", "gmm", "alias"}
+
+
+def test_pipeline_status_says_what_is_complete_and_what_is_missing():
+    cpvton = ["openpose_body_coco18", "graphonomy_cihp20", "u2netp", "cpvton_gmm", "cpvton_tom", "lpips_alex_lin"]
+    status = pipeline_status("cpvton", cpvton)
+    assert status.complete and status.roles == {
+        "pose": "openpose_body_coco18",
+        "parsing": "graphonomy_cihp20",
+        "garment_mask": "u2netp",
+        "gmm": "cpvton_gmm",
+        "tom": "cpvton_tom",
+    }
+    assert status.optional == {}, "an LPIPS lin file without its trunk fills no role"
+    assert pipeline_status("cpvton", [*cpvton, TRUNK]).optional == {"lpips": LIN}
+    assert pipeline_status("cpvton", [*cpvton, "schp_lip20"]).roles["parsing"] == "schp_lip20"
+
+    vitonhd = pipeline_status("vitonhd", [*cpvton, "vitonhd_seg", "vitonhd_gmm"])
+    assert vitonhd.missing == {"alias": ("vitonhd_alias",)}
+    assert describe_missing(vitonhd) == "vitonhd needs alias (vitonhd_alias)"
+    assert best_pipeline([*cpvton, "vitonhd_seg", "vitonhd_gmm"]) == "cpvton"
+    assert best_pipeline([*cpvton, "vitonhd_seg", "vitonhd_gmm", "vitonhd_alias"]) == "vitonhd"
+    assert best_pipeline(["cpvton_gmm", "cpvton_tom"]) is None
+    assert missing_companions(LIN, []) == (TRUNK,) and roles_of("u2netp") == [
+        ("cpvton", "garment_mask"),
+        ("vitonhd", "garment_mask"),
+    ]
+    with pytest.raises(ValueError, match="unknown pipeline 'hrviton'; known: cpvton, vitonhd"):
+        pipeline_status("hrviton", [])

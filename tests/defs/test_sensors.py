@@ -1,0 +1,207 @@
+"""The inbox sensors on a temporary inbox and a real (temporary) Dagster instance."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, person_images
+from mycloset_assets.defs.sensors import (
+    build_image_sensor,
+    garment_inbox_sensor,
+    pairs_sensor,
+    person_inbox_sensor,
+    read_pairs_csv,
+)
+from mycloset_assets.vision.images import save_png
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> InboxResource:
+    inbox = InboxResource(root=str(tmp_path / "inbox"), max_files_per_tick=16)
+    inbox.folder("person").mkdir(parents=True)
+    inbox.folder("garment").mkdir(parents=True)
+    return inbox
+
+
+def photo(path: Path, seed: int) -> Path:
+    """A small distinct PNG."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(12, 8, 3), dtype=np.uint8)
+    return save_png(pixels, path)
+
+
+def tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, inbox: InboxResource, cursor: str | None
+) -> dg.SensorResult:
+    """Evaluate one tick and apply its partition requests to the instance, as the daemon does."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"inbox": inbox})
+    result = sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def test_new_photos_become_partitions_and_runs_keyed_by_sha256(instance, inbox):
+    folder = inbox.folder("person")
+    paths = [photo(folder / "ann.png", 1), photo(folder / "Bob Jones.png", 2)]
+    result = tick(person_inbox_sensor, instance, inbox, None)
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths]
+    assert sorted(r.run_key for r in result.run_requests) == sorted(digests)
+    assert {r.partition_key for r in result.run_requests} == {image_partition_key(p) for p in paths}
+    assert all(r.asset_selection == [dg.AssetKey("person_image")] for r in result.run_requests)
+    assert set(instance.get_dynamic_partitions("person_images")) == {image_partition_key(p) for p in paths}
+    assert instance.get_dynamic_partitions("garment_images") == []
+    assert json.loads(result.cursor)["files"].keys() == {"ann.png", "Bob Jones.png"}
+
+    again = tick(person_inbox_sensor, instance, inbox, result.cursor)
+    assert again.run_requests == [] and "no new photos" in again.skip_reason.skip_message
+
+
+def test_duplicate_drop_runs_once(instance, inbox):
+    folder = inbox.folder("garment")
+    original = photo(folder / "shirt.png", 3)
+    (folder / "shirt copy.png").write_bytes(original.read_bytes())
+    first = tick(garment_inbox_sensor, instance, inbox, None)
+    assert len(first.run_requests) == 1
+    assert instance.get_dynamic_partitions("garment_images") == [first.run_requests[0].partition_key]
+
+    (folder / "shirt (2).png").write_bytes(original.read_bytes())
+    second = tick(garment_inbox_sensor, instance, inbox, first.cursor)
+    assert second.run_requests == []
+    assert "shirt (2).png = shirt-" in second.skip_reason.skip_message
+    assert len(instance.get_dynamic_partitions("garment_images")) == 1
+
+
+def test_corrupt_and_foreign_files_are_skipped_with_the_reason_and_left_alone(instance, inbox, tmp_path):
+    folder = inbox.folder("person")
+    (folder / "broken.png").write_bytes(photo(tmp_path / "whole.png", 1).read_bytes()[:40])
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / ".ann.png.part").write_bytes(b"a copy in progress")
+    before = snapshot(folder)
+
+    skipped = tick(person_inbox_sensor, instance, inbox, None)
+    message = skipped.skip_reason.skip_message
+    assert skipped.run_requests == [] and "2 unreadable files skipped" in message
+    assert "broken.png" in message and "truncated" in message
+    assert "notes.txt" in message and "not an image" in message
+    assert instance.get_dynamic_partitions("person_images") == []
+    assert snapshot(folder) == before
+
+    good = photo(folder / "ann.png", 1)
+    later = tick(person_inbox_sensor, instance, inbox, skipped.cursor)
+    assert [r.partition_key for r in later.run_requests] == [image_partition_key(good)]
+    assert json.loads(later.cursor)["files"].keys() == {"ann.png", "broken.png", "notes.txt"}
+    assert snapshot(folder) == {**before, "ann.png": good.read_bytes()}
+
+
+def test_a_repaired_file_is_looked_at_again(instance, inbox):
+    folder = inbox.folder("person")
+    (folder / "ann.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    first = tick(person_inbox_sensor, instance, inbox, None)
+    assert first.run_requests == [] and "ann.png" in first.skip_reason.skip_message
+    repaired = photo(folder / "ann.png", 1)
+    second = tick(person_inbox_sensor, instance, inbox, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == [image_partition_key(repaired)]
+
+
+def test_work_per_tick_is_capped_and_the_rest_waits(instance, inbox):
+    folder = inbox.folder("person")
+    for index in range(5):
+        photo(folder / f"p{index}.png", index)
+    capped = InboxResource(root=inbox.root, max_files_per_tick=2)
+    cursor = None
+    counts = []
+    for _ in range(4):
+        result = tick(person_inbox_sensor, instance, capped, cursor)
+        counts.append(len(result.run_requests))
+        cursor = result.cursor
+    assert counts == [2, 2, 1, 0]
+    assert len(instance.get_dynamic_partitions("person_images")) == 5
+
+
+def test_sensor_targets_are_configurable():
+    sensor = build_image_sensor("person", ["person_image", "pose"], name="person_chain")
+    assert sensor.name == "person_chain"
+
+    @dg.asset(partitions_def=person_images)
+    def person_image() -> None:
+        return None
+
+    @dg.asset(partitions_def=person_images, deps=[person_image])
+    def pose() -> None:
+        return None
+
+    defs = dg.Definitions(assets=[person_image, pose], sensors=[sensor], resources={"inbox": InboxResource()})
+    dg.Definitions.validate_loadable(defs)
+
+
+def seed_images(instance: dg.DagsterInstance, inbox: InboxResource) -> dict[str, str]:
+    """Two persons and a garment, added by the image sensors; returns file name -> partition key."""
+    paths = [
+        photo(inbox.folder("person") / "ann.png", 1),
+        photo(inbox.folder("person") / "bob.jpg.png", 2),
+        photo(inbox.folder("garment") / "shirt.png", 3),
+    ]
+    tick(person_inbox_sensor, instance, inbox, None)
+    tick(garment_inbox_sensor, instance, inbox, None)
+    return {path.name: image_partition_key(path) for path in paths}
+
+
+def materialise(instance: dg.DagsterInstance, asset: str, partition: str) -> None:
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+
+
+def test_pairs_from_csv_wait_for_their_photos_then_run_once(instance, inbox):
+    keys = seed_images(instance, inbox)
+    inbox.pairs_csv.write_text("person,garment\nann.png,shirt.png\n# a comment\n\nbob.jpg,shirt\nann.png\n")
+    first = tick(pairs_sensor, instance, inbox, None)
+    ann_shirt = pair_key(keys["ann.png"], keys["shirt.png"])
+    bob_shirt = pair_key(keys["bob.jpg.png"], keys["shirt.png"])
+    assert set(instance.get_dynamic_partitions("pairs")) == {ann_shirt, bob_shirt}
+    assert first.run_requests == []
+    assert "2 waiting" in first.skip_reason.skip_message and "line 6" in first.skip_reason.skip_message
+
+    materialise(instance, "person_image", keys["ann.png"])
+    materialise(instance, "garment_image", keys["shirt.png"])
+    second = tick(pairs_sensor, instance, inbox, first.cursor)
+    assert [(r.run_key, r.partition_key) for r in second.run_requests] == [(ann_shirt, ann_shirt)]
+    assert second.run_requests[0].asset_selection == [dg.AssetKey("tryon_result")]
+
+    third = tick(pairs_sensor, instance, inbox, second.cursor)
+    assert third.run_requests == [] and "1 waiting" in third.skip_reason.skip_message
+
+
+def test_pairs_with_every_garment_by_configuration(instance, inbox):
+    keys = seed_images(instance, inbox)
+    photo(inbox.folder("garment") / "dress.png", 4)
+    tick(garment_inbox_sensor, instance, inbox, json.dumps({"files": {}}))
+    every = InboxResource(root=inbox.root, pair_all_garments=True)
+    tick(pairs_sensor, instance, every, None)
+    assert len(instance.get_dynamic_partitions("pairs")) == 4
+    assert pair_key(keys["bob.jpg.png"], keys["shirt.png"]) in instance.get_dynamic_partitions("pairs")
+
+
+def test_pairs_csv_naming_an_unknown_photo_is_reported(instance, inbox):
+    seed_images(instance, inbox)
+    inbox.pairs_csv.write_text("carol.png,shirt.png\n")
+    result = tick(pairs_sensor, instance, inbox, None)
+    assert instance.get_dynamic_partitions("pairs") == []
+    assert "carol.png is not a known photo yet" in result.skip_reason.skip_message
+
+
+def test_read_pairs_csv_without_a_file(tmp_path):
+    assert read_pairs_csv(tmp_path / "pairs.csv") == ([], [])
