@@ -10,18 +10,26 @@ night instead of failing now.
 Runs are grouped: consecutive partitions needing the same assets become one ranged run when every one of
 those assets runs a backfill as a single run (``BackfillPolicy.single_run()``), so that each model is loaded
 once per batch; otherwise each partition gets its own run.
+
+The schedule launches its runs through Dagster's implicit asset job (``__ASSET_JOB``, the job the UI uses to
+materialise any selection): an asset job of its own may not span three partition sets.
 """
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from .partitions import garment_images, pairs, person_images, split_pair_key
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph, BaseAssetNode
+
 PARTITION_SETS = (person_images.name, garment_images.name, pairs.name)
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 _HALF = {person_images.name: 0, garment_images.name: 1}
 
 
@@ -45,8 +53,8 @@ class _Latest:
     def get(self, key: dg.AssetKey, partition: str | None) -> int | None:
         if partition is None:
             if key not in self._unpartitioned:
-                event = self._instance.get_latest_materialization_event(key)
-                self._unpartitioned[key] = event.storage_id if event else None
+                records = self._instance.fetch_materializations(key, limit=1).records
+                self._unpartitioned[key] = records[0].storage_id if records else None
             return self._unpartitioned[key]
         if key not in self._partitioned:
             self._partitioned[key] = self._instance.get_latest_storage_id_by_partition(
@@ -55,8 +63,8 @@ class _Latest:
         return self._partitioned[key].get(partition)
 
 
-def _partition_set(node: object) -> str | None:
-    partitions_def = getattr(node, "partitions_def", None)
+def _partition_set(node: "BaseAssetNode") -> str | None:
+    partitions_def = node.partitions_def
     return partitions_def.name if isinstance(partitions_def, dg.DynamicPartitionsDefinition) else None
 
 
@@ -73,7 +81,7 @@ def _parent_partition(child_set: str, key: str, parent_set: str | None) -> tuple
 
 def plan_batch(
     instance: dg.DagsterInstance,
-    asset_graph: object,
+    asset_graph: "BaseAssetGraph",
     selected: set[dg.AssetKey],
     partition_sets: Sequence[str] = PARTITION_SETS,
 ) -> BatchPlan:
@@ -105,7 +113,7 @@ def plan_batch(
 
 
 def _judge(
-    asset_graph: object,
+    asset_graph: "BaseAssetGraph",
     latest: _Latest,
     pending: Mapping[dg.AssetKey, set[str]],
     blocked: Mapping[dg.AssetKey, set[str]],
@@ -139,7 +147,7 @@ def _judge(
     return verdict
 
 
-def _single_run(asset_graph: object, asset_keys: Sequence[dg.AssetKey]) -> bool:
+def _single_run(asset_graph: "BaseAssetGraph", asset_keys: Sequence[dg.AssetKey]) -> bool:
     for key in asset_keys:
         policy = asset_graph.get(key).backfill_policy
         if policy is None or policy.max_partitions_per_run is not None:
@@ -148,7 +156,7 @@ def _single_run(asset_graph: object, asset_keys: Sequence[dg.AssetKey]) -> bool:
 
 
 def batch_run_requests(
-    plan: BatchPlan, asset_graph: object, partition_order: Mapping[str, Sequence[str]], run_key_prefix: str | None
+    plan: BatchPlan, asset_graph: "BaseAssetGraph", partition_order: Mapping[str, Sequence[str]]
 ) -> list[dg.RunRequest]:
     """Run requests for a plan: ranged runs over consecutive partitions needing the same single-run assets."""
     requests = []
@@ -168,12 +176,11 @@ def batch_run_requests(
                 blocks.append([key])
         for block in blocks:
             first, last = block[0], block[-1]
-            run_key = f"{run_key_prefix}:{set_name}:{first}..{last}" if run_key_prefix else None
             if first == last:
-                requests.append(dg.RunRequest(run_key=run_key, partition_key=first, asset_selection=todo[first]))
+                requests.append(dg.RunRequest(partition_key=first, asset_selection=todo[first]))
             else:
                 tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
-                requests.append(dg.RunRequest(run_key=run_key, tags=tags, asset_selection=todo[first]))
+                requests.append(dg.RunRequest(tags=tags, asset_selection=todo[first]))
     return requests
 
 
@@ -191,11 +198,11 @@ def build_nightly_schedule(
     target = selection or dg.AssetSelection.all()
 
     @dg.schedule(
+        job_name=IMPLICIT_ASSET_JOB,
         name=name,
         cron_schedule=cron_schedule,
         execution_timezone=execution_timezone,
         default_status=default_status,
-        target=target,
         description="Materialises every missing or stale photo and pair partition, batched per partition set.",
     )
     def _schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
@@ -205,8 +212,7 @@ def build_nightly_schedule(
         for line in plan.waiting:
             context.log.info(line)
         order = {set_name: context.instance.get_dynamic_partitions(set_name) for set_name in partition_sets}
-        prefix = context.scheduled_execution_time.isoformat() if context._scheduled_execution_time else None
-        requests = batch_run_requests(plan, asset_graph, order, prefix)
+        requests = batch_run_requests(plan, asset_graph, order)
         if not requests:
             return dg.SkipReason(f"every partition is up to date; {len(plan.waiting)} waiting on upstream work")
         return requests

@@ -160,7 +160,7 @@ def cpvton_body_shape(parsing: np.ndarray, reduction: int = CPVTON_SHAPE_REDUCTI
     height, width = parsing.shape
     if height < reduction or width < reduction:
         raise ValueError(f"parsing {parsing.shape} is too small for the 1/{reduction} body shape")
-    mask = Image.fromarray(np.where(parsing > 0, 255, 0).astype(np.uint8), mode="L")
+    mask = Image.fromarray(np.where(parsing > 0, 255, 0).astype(np.uint8))
     small = mask.resize((width // reduction, height // reduction), Image.Resampling.BILINEAR)
     blurred = np.asarray(small.resize((width, height), Image.Resampling.BILINEAR))
     return (blurred.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)

@@ -13,9 +13,10 @@ results hold the network-size arrays and give them back at the person photo's si
 
 CP-VTON runs at its 256 x 192 frame, as test.py: the TOM reads the warped garment as the 8-bit image the
 GMM stage saved. VITON-HD runs at a working size (``VitonHdSeg(size=...)``, 1024 x 768 = the reference's
-load size by default; multiples of 128, at least 256 x 128): the seg generator and GMM see 256 x 192 inputs resized from it as
-in test.py, the TPS grid is evaluated at the working size and the ALIAS generator is built for it with the
-same weights. The reference's pixel sizes (agnostic line widths) scale with the working width / 768.
+load size by default; multiples of 128, at least 256 x 128): the seg generator and GMM see 256 x 192
+inputs resized from it as in test.py, the TPS grid is evaluated at the working size and the ALIAS
+generator is built for it with the same weights. The reference's pixel sizes (agnostic line widths) scale
+with the working width / 768.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ ResultT = TypeVar("ResultT")
 CPVTON_RADIUS = 5
 VITONHD_SIZE = (1024, 768)
 ALIAS_MULTIPLE = 128  # the ALIAS generator starts from load size / 2^7
-ALIAS_SYNTHESISED = (ALIAS_UPPER_CHANNEL, 4, 5)  # upper, left_arm, right_arm in the 7 groups
+ALIAS_SYNTHESISED = tuple(
+    index for index, (name, _) in enumerate(VITONHD_ALIAS_GROUPS) if name in ("upper", "left_arm", "right_arm")
+)  # what the generator makes up besides the agnostic's grey region
 OPENPOSE18 = 18
 
 
@@ -246,38 +249,33 @@ class CpVtonGmm(TryOnStage[TryOnInput, CpVtonWarp]):
         self.radius = radius
         self.align_corners = align_corners
 
-    def run_batch(self, items: list[TryOnInput]) -> list[CpVtonWarp]:
-        prepared = []
-        for item in items:
-            person_frame = Letterbox.fit(item.person.shape[:2], self.size)
-            garment_frame = Letterbox.fit(item.garment.shape[:2], self.size)
-            person = person_frame.image_to_frame(item.person)
-            agnostic = cpvton_agnostic(
-                person,
-                person_frame.labels_to_frame(item.parsing),
-                person_frame.points_to_frame(item.keypoints),
-                self.radius,
-            )
-            garment = garment_frame.image_to_frame(item.garment)
-            garment_mask = garment_frame.mask_to_frame(item.garment_mask)
-            prepared.append((person_frame, garment_frame, person, agnostic, garment, garment_mask))
+    def _prepare(self, item: TryOnInput) -> dict[str, Any]:
+        person_frame = Letterbox.fit(item.person.shape[:2], self.size)
+        garment_frame = Letterbox.fit(item.garment.shape[:2], self.size)
+        person = person_frame.image_to_frame(item.person)
+        parsing = person_frame.labels_to_frame(item.parsing)
+        keypoints = person_frame.points_to_frame(item.keypoints)
+        return {
+            "person_frame": person_frame,
+            "garment_frame": garment_frame,
+            "person": person,
+            "agnostic": cpvton_agnostic(person, parsing, keypoints, self.radius),
+            "garment": garment_frame.image_to_frame(item.garment),
+            "garment_mask": garment_frame.mask_to_frame(item.garment_mask),
+        }
 
-        agnostic = self._tensor([p[3].array() for p in prepared])
-        cloth = self._tensor([to_network_range(p[4]) for p in prepared])
-        cloth_mask = self._tensor([p[5].astype(np.float32) for p in prepared])
+    def run_batch(self, items: list[TryOnInput]) -> list[CpVtonWarp]:
+        prepared = [self._prepare(item) for item in items]
+        agnostic = self._tensor([p["agnostic"].array() for p in prepared])
+        cloth = self._tensor([to_network_range(p["garment"]) for p in prepared])
+        cloth_mask = self._tensor([p["garment_mask"].astype(np.float32) for p in prepared])
         with torch.inference_mode():
             grid, theta = self.module(agnostic, cloth)
             warped = warp(cloth, grid, align_corners=self.align_corners, padding_mode="border")
             warped_mask = warp(cloth_mask, grid, align_corners=self.align_corners, padding_mode="zeros")
-
         return [
             CpVtonWarp(
-                person_frame=p[0],
-                garment_frame=p[1],
-                person=p[2],
-                agnostic=p[3],
-                garment=p[4],
-                garment_mask=p[5],
+                **p,
                 theta=_numpy(theta[i]),
                 grid=_numpy(grid[i]),
                 warped_garment=to_uint8_image(_numpy(warped[i])),
@@ -390,8 +388,8 @@ class VitonHdSegmentation:
 class VitonHdSeg(TryOnStage[TryOnInput, VitonHdSegmentation]):
     """VITON-HD's segmentation generator and everything it takes: parse and image agnostic, pose rendering.
 
-    ``size`` is the working size (multiples of 128, at least 256 x 128); ``seed`` seeds the noise channel (the same noise for
-    every item, whatever the batch).
+    ``size`` is the working size (multiples of 128, at least 256 x 128); ``seed`` seeds the noise channel
+    (the same noise for every item, whatever the batch).
     """
 
     family = "vitonhd_seg"
@@ -614,7 +612,6 @@ class VitonHdAlias(TryOnStage[VitonHdWarp, VitonHdTryOn]):
 
     def _run_same_size(self, items: list[VitonHdWarp]) -> list[VitonHdTryOn]:
         segmentations = [item.segmentation for item in items]
-        alias_labels = [s.alias_labels for s in segmentations]
         seg = self._tensor([group_one_hot(s.labels, VITONHD_ALIAS_GROUPS) for s in segmentations])
         agnostic = self._tensor([to_network_range(s.image_agnostic) for s in segmentations])
         pose = self._tensor([to_network_range(s.pose_image) for s in segmentations])
@@ -628,14 +625,13 @@ class VitonHdAlias(TryOnStage[VitonHdWarp, VitonHdTryOn]):
             misalign = misalignment_mask(seg[:, ALIAS_UPPER_CHANNEL : ALIAS_UPPER_CHANNEL + 1], warped_mask)
             output = generator(torch.cat((agnostic, pose, warped), dim=1), seg, alias_seg_div(seg, misalign), misalign)
 
+        synthesised = [s.agnostic_mask | np.isin(s.alias_labels, ALIAS_SYNTHESISED) for s in segmentations]
         return [
             VitonHdTryOn(
                 warp=item,
                 misalignment=_numpy(misalign[i, 0]),
                 tryon=to_uint8_image(_numpy(output[i])),
-                synthesised=(segmentations[i].agnostic_mask | np.isin(alias_labels[i], ALIAS_SYNTHESISED)).astype(
-                    np.float32
-                ),
+                synthesised=synthesised[i].astype(np.float32),
             )
             for i, item in enumerate(items)
         ]

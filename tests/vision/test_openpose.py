@@ -381,6 +381,31 @@ def test_peaks_use_greater_or_equal_and_number_row_major_across_channels() -> No
     assert peaks[2].tolist() == [[25.0, 7.0, 10.0, 1200.0]]
 
 
+def test_peaks_equal_those_of_the_fully_smoothed_map() -> None:
+    """find_peaks smooths only the rows and columns that can exceed the threshold; the peaks must be those of
+    the whole smoothed map, including where the skipped region borders a peak."""
+    rng = np.random.default_rng(5)
+    heat = np.zeros((70, 90, 4))
+    ys, xs = np.mgrid[0:70, 0:90]
+    for channel in range(4):
+        for _ in range(6):
+            x, y, amplitude = rng.uniform(-5, 95), rng.uniform(-5, 75), rng.uniform(0.1, 0.6)
+            heat[:, :, channel] += amplitude * np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * rng.uniform(1, 5) ** 2))
+    heat += rng.normal(0, 0.01, heat.shape)
+    heat[20:50, 30:60, 3] = 0.12  # barely above the threshold, flat: its smoothed centre is a 6 x 6 plateau of peaks
+    smooth = np.pad(gaussian_smooth(heat), ((1, 1), (1, 1), (0, 0)))
+    centre = smooth[1:-1, 1:-1]
+    expected = (centre > 0.1) & (centre >= smooth[:-2, 1:-1]) & (centre >= smooth[2:, 1:-1])
+    expected &= (centre >= smooth[1:-1, :-2]) & (centre >= smooth[1:-1, 2:])
+    peaks = find_peaks(heat)
+    for channel in range(4):
+        want_y, want_x = np.nonzero(expected[:, :, channel])
+        assert peaks[channel][:, :2].tolist() == np.stack([want_x, want_y], axis=1).tolist()
+        assert peaks[channel][:, 2].tolist() == heat[want_y, want_x, channel].tolist()
+    assert sum(len(p) for p in peaks) >= 12
+    assert {(42 + i, 32 + j) for i in range(6) for j in range(6)} <= {(int(x), int(y)) for x, y, _, _ in peaks[3]}
+
+
 @pytest.mark.parametrize("shape", [(40, 23), (7, 31), (1, 5)])
 def test_gaussian_smoothing_equals_the_reflect_border_convolution(shape: tuple[int, int]) -> None:
     image = np.random.default_rng(3).standard_normal(shape)
@@ -476,12 +501,14 @@ def test_hand_keypoint_is_the_peak_of_the_heaviest_component() -> None:
             3: [(30, 5, 0.04, 2.0)],  # smoothed maximum below 0.05: not found
         },
     )
+    maps[30, 50, 4] = 0.5  # a lone spike: 0.5 unsmoothed, 0.5 / (18 pi) < 0.05 smoothed, so not found
     keypoints = decode_hand(maps)
     assert keypoints.shape == (21, 3)
     assert keypoints[0].tolist() == pytest.approx([12, 30, 0.8], abs=1e-12)
     assert keypoints[1].tolist() == pytest.approx([45, 25, 0.5], abs=1e-12)
     assert keypoints[2].tolist() == [-1.0, -1.0, 0.0]
     assert keypoints[3].tolist() == [-1.0, -1.0, 0.0]
+    assert keypoints[4].tolist() == [-1.0, -1.0, 0.0]
     with pytest.raises(ValueError, match=r"heatmaps must be H x W x 22"):
         decode_hand(np.zeros((22, 40, 64)))
 

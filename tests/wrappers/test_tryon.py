@@ -283,7 +283,6 @@ def test_vitonhd_gmm_warps_with_the_tps_of_its_theta_at_the_working_size(vitonhd
     assert vitonhd_warp.warped_mask_photo.shape == PHOTO
 
 
-@pytest.mark.slow
 def test_vitonhd_at_its_load_size_uses_the_modules_own_grid(vitonhd_seg_model, vitonhd_gmm, item):
     segmentation = VitonHdSeg(vitonhd_seg_model)(item)
     assert segmentation.size == (1024, 768) and segmentation.labels.shape == (1024, 768)
