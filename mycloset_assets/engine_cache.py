@@ -55,7 +55,8 @@ def content_key(**parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _frozen(arrays: Arrays) -> dict[str, np.ndarray]:
+def freeze(arrays: Arrays) -> dict[str, np.ndarray]:
+    """Read-only C-order copies of ``arrays`` (refusing object arrays, which only a pickle could store)."""
     frozen = {}
     for name, value in arrays.items():
         array = np.array(value, copy=True, order="C")
@@ -135,7 +136,7 @@ class ContentCache:
     def put(self, key: str, arrays: Arrays) -> dict[str, np.ndarray]:
         """Store copies of ``arrays`` under ``key``; returns the stored read-only arrays."""
         _check_key(key)
-        frozen = _frozen(arrays)
+        frozen = freeze(arrays)
         if self.directory is not None:
             self._write(key, frozen)
         with self._lock:
@@ -171,7 +172,7 @@ class ContentCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return _frozen({name: data[name] for name in data.files})
+                return freeze({name: data[name] for name in data.files})
         except (OSError, ValueError, zipfile.BadZipFile, EOFError):
             path.unlink(missing_ok=True)
             return None
@@ -195,3 +196,11 @@ class ContentCache:
 def _check_key(key: str) -> None:
     if len(key) != 64 or not set(key) <= _HEX:
         raise CacheError(f"cache keys are hex sha256 digests (content_key(...)), got {key!r}")
+
+
+_DEFAULT_CACHE = ContentCache()
+
+
+def default_cache() -> ContentCache:
+    """The process-wide memory cache (``DEFAULT_MAX_BYTES``) the engine uses unless given another."""
+    return _DEFAULT_CACHE

@@ -295,9 +295,10 @@ def _per_partition(obj: Any, keys: Sequence[str], asset_key: dg.AssetKey) -> Map
     if isinstance(obj, Mapping) and set(obj) == set(keys):
         return obj
     got = f"keys {sorted(map(str, obj))[:5]}" if isinstance(obj, Mapping) else f"a {type(obj).__qualname__}"
+    shown = ", ".join(sorted(keys)[:5]) + (", ..." if len(keys) > 5 else "")
     raise PartitionValuesError(
-        f"{asset_key.to_user_string()} ran for {len(keys)} partitions ({', '.join(sorted(keys)[:5])}, ...), so it "
-        f"must return a dict with exactly one value per partition key; got {got}"
+        f"{asset_key.to_user_string()} ran for {len(keys)} partitions ({shown}), so it must return a dict with "
+        f"exactly one value per partition key; got {got}"
     )
 
 

@@ -22,7 +22,15 @@ from ..checkpoints import LoadedModel, analyze, load_model
 from ..checkpoints.convert import file_sha256
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.manager import ModelManager, ModelVersion
-from ..pipelines import OPTIONAL_ROLES, PIPELINES, PREFERENCE, best_pipeline, choose, required_companions
+from ..pipelines import (
+    OPTIONAL_ROLES,
+    PIPELINES,
+    PREFERENCE,
+    best_pipeline,
+    choose,
+    missing_companions,
+    required_companions,
+)
 
 POLICIES = ("refuse", "reinit_head")
 
@@ -161,16 +169,23 @@ def choose_role(role: str, reports: Iterable[Mapping[str, Any]], policy: str = "
 
 
 def missing_role_message(role: str, reports: Iterable[Mapping[str, Any]], folder: str) -> str:
-    """Why no file fills ``role``: the entries that would, and every file that was skipped with its reason."""
+    """Why no file fills ``role``: the entries that would, files of those entries that lack a companion file,
+    and every file that was skipped with its reason."""
     reports = list(reports)
-    wanted = " or ".join(role_candidates()[role])
+    wanted = role_candidates()[role]
+    identified = [report for report in reports if report["verdict"] == "identified"]
+    present = {report["entry"] for report in identified}
+    parts = [f"no file in {folder} fills role '{role}': it needs {' or '.join(wanted)}"]
+    lacking = [
+        f"{report['key']} ({report['entry']}) needs {' and '.join(missing)} beside it"
+        for report in identified
+        if report["entry"] in wanted and (missing := missing_companions(report["entry"], present))
+    ]
+    found = [f"{report['key']} ({report['entry']})" for report in identified]
     skipped = [f"{report['key']} ({skip_reason(report)})" for report in reports if report["verdict"] != "identified"]
-    found = [f"{report['key']} ({report['entry']})" for report in reports if report["verdict"] == "identified"]
-    parts = [f"no file in {folder} fills role '{role}': it needs {wanted}"]
-    if found:
-        parts.append(f"identified: {', '.join(found)}")
-    if skipped:
-        parts.append(f"skipped: {', '.join(skipped)}")
+    for label, items in (("", lacking), ("identified: ", found), ("skipped: ", skipped)):
+        if items:
+            parts.append(label + ", ".join(items))
     return "; ".join(parts)
 
 

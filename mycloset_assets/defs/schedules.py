@@ -17,7 +17,7 @@ materialise any selection): an asset job of its own may not span three partition
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
 
@@ -35,9 +35,10 @@ _HALF = {person_images.name: 0, garment_images.name: 1}
 
 @dataclass
 class BatchPlan:
-    """What a batch does: per partition set, the assets to materialise for each partition key, in the set's
-    order; and why other work waits."""
+    """What a batch does: per partition set, the assets to materialise for each partition key (in ``order``,
+    the set's order); and why other work waits."""
 
+    order: dict[str, list[str]] = field(default_factory=dict)
     todo: dict[str, dict[str, list[dg.AssetKey]]] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
 
@@ -90,7 +91,7 @@ def plan_batch(
     keys_by_set = {name: list(instance.get_dynamic_partitions(name)) for name in partition_sets}
     pending: dict[dg.AssetKey, set[str]] = {}
     blocked: dict[dg.AssetKey, set[str]] = {}
-    plan = BatchPlan(todo={name: {} for name in partition_sets})
+    plan = BatchPlan(order=keys_by_set, todo={name: {} for name in partition_sets})
     for asset_key in asset_graph.toposorted_asset_keys:
         node = asset_graph.get(asset_key)
         set_name = _partition_set(node)
@@ -101,9 +102,9 @@ def plan_batch(
             verdict = _judge(asset_graph, latest, pending, blocked, asset_key, set_name, key)
             if verdict is None:
                 continue
-            if verdict.startswith("waits"):
+            if verdict[0] == "wait":
                 blocked[asset_key].add(key)
-                plan.waiting.append(f"{asset_key.to_user_string()}[{key}] {verdict}")
+                plan.waiting.append(f"{asset_key.to_user_string()}[{key}] {verdict[1]}")
                 continue
             pending[asset_key].add(key)
             plan.todo[set_name].setdefault(key, []).append(asset_key)
@@ -120,11 +121,11 @@ def _judge(
     asset_key: dg.AssetKey,
     set_name: str,
     key: str,
-) -> str | None:
-    """``None`` when the partition is fresh, ``"missing"`` / ``"stale: ..."`` when it is to be done, and
-    ``"waits for ..."`` when a parent must be done first."""
+) -> tuple[Literal["todo", "wait"], str] | None:
+    """``None`` when the partition is fresh, ``("todo", why)`` when it is missing or stale, and
+    ``("wait", why)`` when a parent must be done first."""
     own = latest.get(asset_key, key)
-    verdict = None if own is not None else "missing"
+    verdict: tuple[Literal["todo", "wait"], str] | None = None if own is not None else ("todo", "missing")
     for parent_key in sorted(asset_graph.get(asset_key).parent_keys):
         parent = asset_graph.get(parent_key)
         parent_set = _partition_set(parent)
@@ -133,17 +134,17 @@ def _judge(
             continue
         shown = f"{parent_key.to_user_string()}" + (f"[{parent_partition}]" if parent_partition else "")
         if parent_partition in blocked.get(parent_key, ()):
-            return f"waits for {shown}"
+            return "wait", f"waits for {shown}"
         if parent_partition in pending.get(parent_key, ()):
             if parent_set != set_name:
-                return f"waits for {shown}, which this batch materialises first"
-            verdict = verdict or f"stale: {shown} is re-materialised"
+                return "wait", f"waits for {shown}, which this batch materialises first"
+            verdict = verdict or ("todo", f"stale: {shown} is re-materialised")
             continue
         parent_latest = latest.get(parent_key, parent_partition)
         if parent_latest is None:
-            return f"waits for {shown}, never materialised"
+            return "wait", f"waits for {shown}, never materialised"
         if own is not None and parent_latest > own:
-            verdict = verdict or f"stale: {shown} is newer"
+            verdict = verdict or ("todo", f"stale: {shown} is newer")
     return verdict
 
 
@@ -155,13 +156,11 @@ def _single_run(asset_graph: "BaseAssetGraph", asset_keys: Sequence[dg.AssetKey]
     return True
 
 
-def batch_run_requests(
-    plan: BatchPlan, asset_graph: "BaseAssetGraph", partition_order: Mapping[str, Sequence[str]]
-) -> list[dg.RunRequest]:
+def batch_run_requests(plan: BatchPlan, asset_graph: "BaseAssetGraph") -> list[dg.RunRequest]:
     """Run requests for a plan: ranged runs over consecutive partitions needing the same single-run assets."""
     requests = []
     for set_name, todo in plan.todo.items():
-        position = {key: index for index, key in enumerate(partition_order[set_name])}
+        position = {key: index for index, key in enumerate(plan.order[set_name])}
         blocks: list[list[str]] = []
         for key, assets in todo.items():
             previous = blocks[-1][-1] if blocks else None
@@ -211,8 +210,7 @@ def build_nightly_schedule(
         plan = plan_batch(context.instance, asset_graph, selected, partition_sets)
         for line in plan.waiting:
             context.log.info(line)
-        order = {set_name: context.instance.get_dynamic_partitions(set_name) for set_name in partition_sets}
-        requests = batch_run_requests(plan, asset_graph, order)
+        requests = batch_run_requests(plan, asset_graph)
         if not requests:
             return dg.SkipReason(f"every partition is up to date; {len(plan.waiting)} waiting on upstream work")
         return requests

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..checkpoints import LoadedModel, analyze, get_entry, load_model
+from ..checkpoints import LoadedModel, analyze, load_model
 from ..checkpoints.analysis import Analysis
 from ..checkpoints.convert import file_sha256
 from ..checkpoints.manager import ModelManager
@@ -260,4 +260,3 @@ _DEFAULT_POOL = ModelPool()
 def default_pool() -> ModelPool:
     """The process-wide pool the engine uses unless given another."""
     return _DEFAULT_POOL
-

@@ -64,7 +64,7 @@ class TryOnOptions:
     def __post_init__(self) -> None:
         resolved = getattr(torch, self.dtype, None)
         if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
-            raise ValueError(f"dtype must name a floating-point torch dtype (float32, float16, ...), not {self.dtype!r}")
+            raise ValueError(f"dtype must name a floating-point torch dtype (float32, float16...), not {self.dtype!r}")
         if self.max_side is not None and self.max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels (or None for full size), got {self.max_side}")
         if not 0.0 <= self.mask_threshold < 1.0:

@@ -7,7 +7,8 @@ decoded in three steps, each exactly as the reference computes it:
 1. **Peaks**: every keypoint map is smoothed with a Gaussian (sigma 3, scipy's ``gaussian_filter`` with its
    defaults: truncate 4, ``reflect`` borders); a peak is a pixel ``>=`` its four neighbours (outside the image
    counts as 0) and ``> 0.1``. Its score is the *unsmoothed* map at that pixel. Peaks get ids in part order,
-   row-major within a part.
+   row-major within a part. Only the rows and columns whose neighbourhood can smooth to above the threshold
+   are computed (the rest cannot hold a peak), which keeps mostly empty maps cheap; the peaks are the same.
 2. **Limbs**: for each of the 19 limbs every pair of peaks (A, B) is scored by sampling the limb's PAF at
    10 points of the segment (rounded half to even) and projecting on the unit vector A -> B; the score is the
    mean plus the distance prior ``min(0.5 * image_height / |AB| - 1, 0)``. A pair is a candidate when more
@@ -103,7 +104,7 @@ def openpose18_to_coco17(keypoints: np.ndarray) -> np.ndarray:
     keypoints = np.asarray(keypoints)
     if keypoints.ndim < 2 or keypoints.shape[-2] != BODY_PARTS:
         raise ValueError(f"keypoints must be ... x {BODY_PARTS} x K (OpenPose-18), got shape {keypoints.shape}")
-    return keypoints[..., list(COCO17_FROM_OPENPOSE18), :].copy()
+    return keypoints[..., list(COCO17_FROM_OPENPOSE18), :]
 
 
 def _gaussian_weights(sigma: float, truncate: float) -> np.ndarray:

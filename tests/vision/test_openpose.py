@@ -24,6 +24,7 @@ from mycloset_assets.vision.openpose import (
     LIMBS,
     BodyPose,
     HandBox,
+    _components_in_raster_order,
     connect_limbs,
     decode_body,
     decode_hand,
@@ -511,6 +512,25 @@ def test_hand_keypoint_is_the_peak_of_the_heaviest_component() -> None:
     assert keypoints[4].tolist() == [-1.0, -1.0, 0.0]
     with pytest.raises(ValueError, match=r"heatmaps must be H x W x 22"):
         decode_hand(np.zeros((22, 40, 64)))
+
+
+def test_hand_components_tie_goes_to_the_first_in_raster_order() -> None:
+    # Two identical blobs (equal masses, bit for bit): the one whose first pixel comes first row-major wins,
+    # though it is further right.
+    maps = _hand_maps(48, 80, {0: [(55, 14, 1.0, 2.0), (20, 32, 1.0, 2.0)]})
+    assert decode_hand(maps)[0].tolist() == pytest.approx([55, 14, 1.0], abs=1e-12)
+
+
+def test_components_are_8_connected_and_numbered_row_major() -> None:
+    mask = np.zeros((5, 8), dtype=bool)
+    mask[1, 5] = mask[2, 6] = True  # touching diagonally only: one component
+    mask[2, 0] = mask[3, 0] = True
+    mask[4, 7] = True
+    labels = _components_in_raster_order(mask)
+    assert labels[1, 5] == labels[2, 6] == 1
+    assert labels[2, 0] == labels[3, 0] == 2
+    assert labels[4, 7] == 3
+    assert np.count_nonzero(labels) == 5
 
 
 def test_pad_right_down_pads_bottom_and_right_with_the_value() -> None:

@@ -1,0 +1,143 @@
+"""``mycloset try-on PERSON GARMENT -o OUTDIR``: one try-on with every intermediate written as a PNG.
+
+``add_tryon_command(subparsers)`` adds the command to the ``mycloset`` parser; its handler has the
+``run(args, parser) -> exit status`` signature of ``cli.py``. Progress goes to stderr as each step starts;
+stdout gets a readable summary, or with ``--json`` exactly the report.json object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .checkpoints.errors import CheckpointError
+from .engine.errors import EngineError, MissingModelsError
+from .engine.models import ModelSet
+from .engine.options import TryOnOptions
+from .engine.outputs import REPORT_NAME, save_outputs, write_json
+from .engine.run import run_virtual_try_on
+from .engine_cache import ContentCache
+from .monitoring import Monitor
+from .pipelines import PIPELINES
+from .vision.images import ImageError
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(title), *(len(row[i]) for row in rows)) if rows else len(title) for i, title in enumerate(header)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...]) -> str:
+    """The readable form of a report: models, skipped files, steps, outputs and notes."""
+    models = [[role, m["entry"], m["sha256"][:12], m["path"]] for role, m in report["models"].items()]
+    steps = [
+        [s["name"], f"{s['seconds']:.3f}", f"{s['cpu_seconds']:.3f}", f"{s['peak_rss_mb']:.1f}"]
+        for s in report["steps"]
+    ]
+    parts = [
+        f"pipeline: {report['pipeline']}",
+        "",
+        _table(["ROLE", "ENTRY", "SHA256", "PATH"], models),
+    ]
+    if report["skipped"]:
+        parts += ["", _table(["SKIPPED", "WHY"], [[path, why] for path, why in report["skipped"].items()])]
+    parts += ["", _table(["STEP", "SECONDS", "CPU S", "PEAK RSS MB"], steps)]
+    parts += ["", f"wrote {len(report['outputs'])} images and {REPORT_NAME} to {folder}"]
+    parts += [f"note: {note}" for note in notes]
+    return "\n".join(parts)
+
+
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    if quiet:
+        return None
+    started = time.perf_counter()
+
+    def show(step: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {step}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _error(args: argparse.Namespace, exc: Exception) -> int:
+    if args.json:
+        data: dict[str, Any] = {"error": str(exc)}
+        if isinstance(exc, MissingModelsError):
+            data.update(missing={role: list(entries) for role, entries in exc.missing.items()}, skipped=exc.skipped)
+        print(json.dumps(data, indent=1))
+    print(f"mycloset: error: {exc}", file=sys.stderr)
+    return 1
+
+
+def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    for what, path in (("PERSON", args.person), ("GARMENT", args.garment)):
+        if not Path(path).is_file():
+            parser.error(f"{what} {path} is not a file")
+    if args.checkpoints is not None and not Path(args.checkpoints).is_dir():
+        parser.error(f"--checkpoints {args.checkpoints} is not a folder")
+    folder = Path(args.output)
+    progress = _progress(args.quiet)
+    monitor = Monitor()
+    try:
+        options = TryOnOptions(device=args.device, max_side=args.max_side)
+        models = ModelSet.from_folder(args.checkpoints) if args.checkpoints else ModelSet.from_manager(args.home)
+        result = run_virtual_try_on(
+            args.person,
+            args.garment,
+            pipeline=args.pipeline,
+            models=models,
+            options=options,
+            cache=ContentCache(directory=args.cache) if args.cache else True,
+            monitor=monitor,
+            progress=progress,
+        )
+        if progress is not None:
+            progress("outputs")
+        with monitor.step("outputs") as written:
+            outputs = save_outputs(result, folder)
+        report = result.report(outputs)
+        assert written.metrics is not None
+        report["steps"].append(written.metrics.to_report())
+        write_json(report, folder / REPORT_NAME)
+    except (EngineError, CheckpointError, ImageError, OSError, ValueError) as exc:
+        return _error(args, exc)
+    print(json.dumps(report, indent=1) if args.json else summary(report, folder, result.notes))
+    return 0
+
+
+def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``try-on PERSON GARMENT -o OUTDIR [--checkpoints DIR] [--pipeline cpvton|vitonhd] [--json]``."""
+    description = (
+        "Try GARMENT on PERSON. Checkpoints come from DIR (files under any names, recognised by their contents; "
+        "files that cannot be used are listed with the reason) or from the model manager's active versions. "
+        "Writes OUTDIR/tryon.png at the person photo's size, PNGs of the intermediates and OUTDIR/report.json."
+    )
+    command = subparsers.add_parser("try-on", help="try a garment on a person photo", description=description)
+    command.add_argument("person", metavar="PERSON", help="the person photo")
+    command.add_argument("garment", metavar="GARMENT", help="the garment photo (an in-shop picture on white)")
+    command.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="where the images and report go")
+    command.add_argument("--checkpoints", metavar="DIR", help="a folder of checkpoints (default: the model manager)")
+    command.add_argument("--home", metavar="DIR", help="the model store (default: $MYCLOSET_HOME or ~/.mycloset)")
+    command.add_argument(
+        "--pipeline", choices=sorted(PIPELINES), help="default: the best pipeline whose checkpoints are all present"
+    )
+    command.add_argument("--device", default="cpu", help="torch device of the networks (default: cpu)")
+    command.add_argument(
+        "--max-side",
+        type=int,
+        default=TryOnOptions.max_side,
+        metavar="PIXELS",
+        help="pose, parsing and masks run on copies at most this large (default: %(default)s)",
+    )
+    command.add_argument("--cache", metavar="DIR", help="keep results in DIR (NPZ files) and reuse them across runs")
+    command.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    command.set_defaults(run=_try_on)
+    return command
