@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoints.errors import CheckpointError
+from .checkpoints.manager import ModelManager
 from .engine.errors import EngineError, MissingModelsError
-from .engine.models import ModelSet
 from .engine.options import TryOnOptions
 from .engine.outputs import REPORT_NAME, save_outputs, write_json
 from .engine.run import run_virtual_try_on
@@ -87,7 +87,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     monitor = Monitor()
     try:
         options = TryOnOptions(device=args.device, max_side=args.max_side)
-        models = ModelSet.from_folder(args.checkpoints) if args.checkpoints else ModelSet.from_manager(args.home)
+        models = args.checkpoints if args.checkpoints else ModelManager(args.home)
         result = run_virtual_try_on(
             args.person,
             args.garment,

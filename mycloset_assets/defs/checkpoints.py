@@ -24,6 +24,7 @@ CHECKPOINT_FILES = dg.DynamicPartitionsDefinition(name="checkpoint_files")
 IDENTIFIED_CHECK = "identified"
 MAX_FILES_PER_TICK = 8
 ANALYSIS_KEYS = ("verdict", "entry", "family", "match_rate", "confidence", "container", "tensors", "params")
+CHECKPOINT_REPORT = dg.PythonObjectDagsterType(dict, name="CheckpointReport", description="A file's analysis (JSON).")
 
 # Per-partition check results (``partitions_def`` on a check spec) are a preview feature of Dagster 1.13; they
 # are what a per-file verdict needs (an unpartitioned check would show only the latest file's result).
@@ -38,13 +39,9 @@ with warnings.catch_warnings():
     )
 
 
-def _text(value: Any) -> Any:
-    return "" if value is None else value
-
-
 def analysis_metadata(report: Mapping[str, Any]) -> dict[str, Any]:
     """Flat metadata of a file report: the analysis figures, file, sha256 and the reason."""
-    metadata = {key: _text(report[key]) for key in ANALYSIS_KEYS}
+    metadata = {key: "" if report[key] is None else report[key] for key in ANALYSIS_KEYS}
     metadata.update(file=report["key"], sha256=report["sha256"], size=report["size"], reason=report["reason"])
     return metadata
 
@@ -61,21 +58,25 @@ def identified_result(report: Mapping[str, Any], measured: Mapping[str, Any]) ->
     )
 
 
+def _file_of(model_factory: ModelFactoryResource, key: str) -> Path:
+    try:
+        return model_factory.path_of(key)
+    except FileNotFoundError as error:
+        raise dg.Failure(str(error), allow_retries=False) from error
+
+
 @dg.asset(
     partitions_def=CHECKPOINT_FILES,
     group_name="checkpoints",
     kinds={"pytorch"},
     check_specs=[IDENTIFIED_SPEC],
-    dagster_type=dg.PythonObjectDagsterType(dict, name="CheckpointReport"),
+    dagster_type=CHECKPOINT_REPORT,
 )
 def checkpoint_analysis(context: dg.AssetExecutionContext, model_factory: ModelFactoryResource) -> dg.MaterializeResult:
     """The analyzer's full report of one checkpoint file (stored as JSON): verdict, registry entry, family,
     key-match figures, missing / unexpected / mismatched keys, the reason, and the file's sha256."""
     key = context.partition_key
-    try:
-        path = model_factory.path_of(key)
-    except FileNotFoundError as error:
-        raise dg.Failure(str(error), allow_retries=False) from error
+    path = _file_of(model_factory, key)
     with Monitor().step("analysis") as measurement:
         report = file_report(key, path.resolve())
     assert measurement.metrics is not None
@@ -112,8 +113,8 @@ def canonical_checkpoint(
         note = {"converted": False, "file": report["key"], "sha256": report["sha256"], "verdict": report["verdict"]}
         note["reason"] = f"only identified checkpoints are converted: {report['reason']}"
         context.log.warning(f"{report['key']}: no canonical copy ({report['verdict']})")
-        return dg.MaterializeResult(value=note, metadata={**note, "sha256": report["sha256"]})
-    path = model_factory.path_of(report["key"])
+        return dg.MaterializeResult(value=note, metadata=note)
+    path = _file_of(model_factory, report["key"])
     with tempfile.TemporaryDirectory(prefix="mycloset-canonical-") as folder, Monitor().step("convert") as measurement:
         card = convert(path, Path(folder) / "canonical.safetensors")
         if card["source"]["sha256"] != report["sha256"]:

@@ -270,6 +270,8 @@ class OpenFormatStorage(dg.IOManager):
             values = {keys[0]: obj}
         else:
             values = _per_partition(obj, keys, context.asset_key)
+        for value in values.values():
+            format_of(value)
         paths = [write_value(values[key], self.stem(context.asset_key, key)) for key in keys]
         context.add_output_metadata(_metadata(paths))
 

@@ -220,7 +220,9 @@ MODEL_CACHE = ModelCache()
 class ModelFactoryResource(dg.ConfigurableResource):
     """Finds the network of each role in ``checkpoint_folder`` by content and loads it once per process."""
 
-    checkpoint_folder: str = Field(description="Folder holding the checkpoint files (any names, any sub-folders).")
+    checkpoint_folder: str = Field(
+        default="zoo", description="Folder holding the checkpoint files (any names, any sub-folders)."
+    )
     device: str = Field(default="cpu", description="Torch device the networks run on (cpu, cuda, cuda:1, mps).")
     dtype: str = Field(default="float32", description="Floating-point dtype the networks compute in.")
     policy: str = Field(

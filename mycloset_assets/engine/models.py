@@ -244,6 +244,11 @@ class ModelPool:
                 self._wrappers[key] = factory(self.load(checkpoint, device, dtype, models), **settings)
             return self._wrappers[key]
 
+    def loaded(self) -> list[LoadedModel]:
+        """The networks loaded so far."""
+        with self._lock:
+            return list(self._models.values())
+
     def clear(self) -> None:
         """Drop every loaded network and wrapper."""
         with self._lock:

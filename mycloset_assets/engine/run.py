@@ -89,7 +89,7 @@ def _given_keypoints(keypoints: np.ndarray) -> Arrays:
     array = np.asarray(keypoints, dtype=np.float64)
     if array.shape != (18, 3):
         raise ValueError(f"keypoints must be one person's OpenPose-18 18 x 3 (x, y, score), got {array.shape}")
-    return {"people": array[None], "keypoints": array}
+    return freeze({"people": array[None], "keypoints": array})
 
 
 def _given_parsing(parsing: np.ndarray, photo: _Photo) -> Arrays:
@@ -101,7 +101,7 @@ def _given_parsing(parsing: np.ndarray, photo: _Photo) -> Arrays:
         )
     if array.size and (array.min() < 0 or array.max() > 255):
         raise ValueError(f"parsing label ids must lie in 0..255, got {array.min()}..{array.max()}")
-    return {"parsing": array.astype(np.uint8)}
+    return freeze({"parsing": array.astype(np.uint8)})
 
 
 def _given_mask(mask: np.ndarray, photo: _Photo) -> Arrays:
@@ -109,12 +109,12 @@ def _given_mask(mask: np.ndarray, photo: _Photo) -> Arrays:
     if array.shape != photo.image.shape[:2]:
         raise ValueError(f"garment_mask {array.shape} must be the garment photo's size {photo.image.shape[:2]}")
     if array.dtype == np.uint8:
-        return {"garment_mask": array >= 128}
-    if np.issubdtype(array.dtype, np.floating):
-        return {"garment_mask": array >= 0.5}
-    if array.dtype != bool:
+        array = array >= 128
+    elif np.issubdtype(array.dtype, np.floating):
+        array = array >= 0.5
+    elif array.dtype != bool:
         raise ValueError(f"garment_mask must be bool, uint8 (0/255) or float in [0, 1], got {array.dtype}")
-    return {"garment_mask": array}
+    return freeze({"garment_mask": array})
 
 
 def _request(pair: TryOnRequest | tuple[ImageInput, ImageInput]) -> TryOnRequest:
@@ -386,7 +386,7 @@ def run_virtual_try_on_batch(
     requests = [_request(pair) for pair in pairs]
     if not requests:
         return []
-    store = default_cache() if cache is True else (cache or None)
+    store = default_cache() if cache is True else cache if isinstance(cache, ContentCache) else None
     run = _Run(options or TryOnOptions(), store, monitor or Monitor(), progress, pool or default_pool())
     with run.step("inputs", f"{len(requests)} pair{'s' * (len(requests) != 1)}"):
         items = []

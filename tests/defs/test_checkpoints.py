@@ -11,7 +11,9 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import torch
 
+from mycloset_assets.checkpoints import load_model
 from mycloset_assets.defs.checkpoints import (
     CHECKPOINT_FILES,
     IDENTIFIED_CHECK,
@@ -143,6 +145,9 @@ def test_canonical_copies_are_safetensors_with_their_card(side):
         card = json.loads(weights.metadata["card"])
         assert card["tensors"] == len(weights) and card["source"]["path"] == key
         assert card["analysis"]["verdict"] == "identified" and "sha256" not in card
+        if entry == "u2netp":
+            state = load_model(side.zoo / key, dtype=torch.float64).module.state_dict()
+            assert all(torch.equal(tensor.double(), state[name]) for name, tensor in weights.items())
         metadata = side.results[key].asset_materializations_for_node("canonical_checkpoint")[0].metadata
         assert metadata["converted"].value is True and metadata["sha256"].value == card["source"]["sha256"]
     note = json.loads(stored(side, "canonical_checkpoint", IMPOSTOR).read_text())

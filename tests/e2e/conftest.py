@@ -2,7 +2,13 @@
 
 The stack is laid out by the demo's own code (``prepare_demo``: a synthesized zoo, the bundled photos in the
 inbox, ``dagster.yaml`` with SQLite storage in a temporary ``DAGSTER_HOME``, ``workspace.yaml``) and shared by
-every test of this folder. ``Stack.graphql`` talks to the webserver's GraphQL endpoint.
+every test of this folder. ``Stack`` talks to the webserver's GraphQL endpoint: it adds partitions, launches
+runs, waits for them and reads check executions back.
+
+``TARGETS`` names what the tests materialise: steps of assets, each with the dynamic partition it needs
+(added over GraphQL first). Point a new entry at the try-on graph as it lands, e.g. the person and garment
+photo steps then ``tryon_result`` for the pair of the bundled photos (``image_partition_key`` / ``pair_key`` of
+the files in ``layout.inbox``), and ``BROWSED`` at ``tryon_result``.
 """
 
 import json
@@ -15,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +35,35 @@ CODE = "mycloset_e2e_defs:defs"
 ZOO = ("u2netp",)
 """Checkpoints synthesized into the stack's zoo: small, so the stack starts fast."""
 REPOSITORY = "__repository__"
+ASSET_JOB = "__ASSET_JOB"
 STARTUP_S = 240.0
 RUN_S = 420.0
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+PartitionOf = Callable[[DemoLayout], str]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One run: ``assets`` materialised together, for ``partition`` of dynamic set ``partitions_def``."""
+
+    assets: tuple[str, ...]
+    partitions_def: str | None = None
+    partition: str | PartitionOf | None = None
+
+    def partition_key(self, layout: DemoLayout) -> str | None:
+        """The partition key, computed from the stack's layout when given as a function."""
+        return self.partition(layout) if callable(self.partition) else self.partition
+
+
+TARGETS: dict[str, tuple[Step, ...]] = {
+    "checkpoint_side": (
+        Step(("checkpoint_analysis",), "checkpoint_files", "u2netp/u2netp.pth"),
+        Step(("garment_mask_model",)),
+    ),
+}
+BROWSED = ("checkpoint_side", "garment_mask_model")
+"""The target the browser test materialises, and the asset it opens."""
 
 LOCATION_QUERY = """
 query { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
@@ -39,6 +71,25 @@ query { workspaceOrError { __typename ... on Workspace { locationEntries { name 
 """
 RUN_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { __typename ... on Run { status } } }
+"""
+ADD_PARTITION = """
+mutation ($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename ... on Error { message } } }
+"""
+LAUNCH = """
+mutation ($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } }
+  ... on RunConfigValidationInvalid { errors { message } }
+  ... on Error { message } } }
+"""
+DECLARED_CHECKS = """
+query ($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) {
+  assetChecksOrError { __typename ... on AssetChecks { checks { name } } } } }
+"""
+CHECK_EXECUTIONS = """
+query ($key: AssetKeyInput!, $check: String!) { assetCheckExecutions(assetKey: $key, checkName: $check, limit: 25) {
+  runId status partition evaluation { success severity description metadataEntries { label } } } }
 """
 RUN_ERRORS_QUERY = """
 query ($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection { events { __typename
@@ -124,6 +175,55 @@ class Stack:
                 return status
             time.sleep(1.0)
         raise StackError(f"run {run_id} still {status} after {timeout_s:.0f} s\n{self.log_tail()}")
+
+    def add_partition(self, partitions_def: str, key: str) -> None:
+        """Add ``key`` to dynamic partition set ``partitions_def`` (already there is fine)."""
+        variables = {
+            "selector": {"repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY},
+            "name": partitions_def,
+            "key": key,
+        }
+        result = self.graphql(ADD_PARTITION, variables)["addDynamicPartition"]
+        if result["__typename"] not in {"AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"}:
+            raise StackError(f"adding partition {key!r} to {partitions_def}: {result}")
+
+    def launch(self, assets: tuple[str, ...], partition: str | None = None) -> str:
+        """Launch a run materialising ``assets`` (for ``partition``), as the UI's Materialize button does."""
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION_NAME,
+                "repositoryName": REPOSITORY,
+                "jobName": ASSET_JOB,
+                "assetSelection": [{"path": [name]} for name in assets],
+            },
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}] if partition else []},
+            "runConfigData": {},
+        }
+        result = self.graphql(LAUNCH, {"params": params})["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            raise StackError(f"launching {assets}: {result}")
+        return result["run"]["runId"]
+
+    def materialise(self, step: Step) -> tuple[str, str]:
+        """Run one step (adding its partition first); ``(run id, terminal status)``."""
+        partition = step.partition_key(self.layout)
+        if step.partitions_def and partition:
+            self.add_partition(step.partitions_def, partition)
+        run_id = self.launch(step.assets, partition)
+        return run_id, self.wait_for_run(run_id)
+
+    def check_executions(self, asset: str, run_id: str) -> dict[str, dict[str, Any] | None]:
+        """Every check ``asset`` declares -> its execution in run ``run_id`` (None when it did not run there)."""
+        (node,) = self.graphql(DECLARED_CHECKS, {"keys": [{"path": [asset]}]})["assetNodes"]
+        declared = node["assetChecksOrError"]
+        if declared["__typename"] != "AssetChecks":
+            raise StackError(f"checks of {asset}: {declared}")
+        executions = {}
+        for check in declared["checks"]:
+            variables = {"key": {"path": [asset]}, "check": check["name"]}
+            found = self.graphql(CHECK_EXECUTIONS, variables)["assetCheckExecutions"]
+            executions[check["name"]] = next((item for item in found if item["runId"] == run_id), None)
+        return executions
 
     def run_errors(self, run_id: str) -> str:
         """The error messages of a run's events, for failure messages."""

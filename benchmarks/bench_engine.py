@@ -1,0 +1,141 @@
+"""The try-on engine's own cost: overhead over the networks' forwards, cache hits, and batching.
+
+Run: ``python benchmarks/bench_engine.py [--checkpoints DIR] [--repeat 3] [--fast]``. Without
+``--checkpoints`` the CP-VTON checkpoints are synthesized (published layouts) into a temporary folder. After a
+warm-up (models loaded), prints for one (person, garment) pair, medians of ``--repeat`` runs:
+
+1. the sum of the networks' forward times (measured by forward hooks) against the engine's end-to-end time,
+   split into the wrappers' pre/post-processing (resizing, decoding, warping: the reference's own work) and
+   the engine's own (decoding the photos, hashing, cache keys, selection, the monitor);
+2. the end-to-end time of a cache miss against a hit;
+3. the throughput of one batch of 8 pairs against 8 single calls (8 different crops of the same size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mycloset_assets.checkpoints.synth import write_checkpoint
+from mycloset_assets.engine_cache import ContentCache
+from mycloset_assets.pipeline import ModelPool, ModelSet, TryOnOptions, run_virtual_try_on, run_virtual_try_on_batch
+from mycloset_assets.vision.images import load_image
+
+ROOT = Path(__file__).parents[1]
+DEMO = ROOT / "mycloset_assets" / "demo_data"
+MANIFESTS = ROOT / "tests" / "fixtures" / "manifests"
+CPVTON = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
+NETWORK_STEPS = ("pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias")
+FAST = TryOnOptions(max_side=256, pose_scales=(0.25,), parsing_size=(256, 256), mask_size=(160, 160))
+
+
+class ForwardTimer:
+    """Wall seconds spent inside the top-level forward of every pooled network."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started: dict[int, float] = {}
+
+    def attach(self, module: torch.nn.Module) -> None:
+        module.register_forward_pre_hook(self._begin)
+        module.register_forward_hook(self._end)
+
+    def _begin(self, module: torch.nn.Module, args: object) -> None:
+        self._started[id(module)] = time.perf_counter()
+
+    def _end(self, module: torch.nn.Module, args: object, output: object) -> None:
+        self.seconds += time.perf_counter() - self._started.pop(id(module))
+
+
+def synthesize(folder: Path) -> Path:
+    """The CP-VTON checkpoints in their published layouts under ``folder``."""
+    for name in CPVTON:
+        manifest = json.loads((MANIFESTS / f"{name}.json").read_text())
+        write_checkpoint(manifest, folder / name / manifest["published_as"]["file"], 0)
+    return folder
+
+
+def timed(function: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = function()
+    return time.perf_counter() - start, value
+
+
+def crops(photo: np.ndarray, count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` different crops of ``photo``, all ``size`` (height, width)."""
+    height, width = size
+    offsets = np.linspace(0, photo.shape[1] - width, count).astype(int)
+    return [np.ascontiguousarray(photo[:height, x : x + width]) for x in offsets]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", metavar="DIR", help="a checkpoint folder (default: synthesized CP-VTON)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
+    parser.add_argument("--fast", action="store_true", help="small working sizes instead of the entries' settings")
+    args = parser.parse_args()
+    options = FAST if args.fast else TryOnOptions()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(args.checkpoints) if args.checkpoints else synthesize(Path(scratch))
+        models = ModelSet.from_folder(folder)
+        person = load_image(DEMO / "astronaut.png").pixels
+        garment = load_image(DEMO / "tshirt.png").pixels
+        pool = ModelPool()
+        common = {"models": models, "options": options, "pipeline": "cpvton", "pool": pool}
+        run_virtual_try_on(person, garment, cache=False, **common)  # loads every network
+        timer = ForwardTimer()
+        for loaded in pool.loaded():
+            timer.attach(loaded.module)
+
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; options: {options.to_dict()}")
+        print(f"person {person.shape[1]}x{person.shape[0]}, garment {garment.shape[1]}x{garment.shape[0]}")
+
+        rows = []
+        for _ in range(args.repeat):
+            timer.seconds = 0.0
+            seconds, result = timed(lambda: run_virtual_try_on(person, garment, cache=False, **common))
+            steps = sum(s.seconds for s in result.steps if s.name in NETWORK_STEPS)
+            rows.append((seconds, timer.seconds, steps))
+        end_to_end, forwards, network_steps = (statistics.median(column) for column in zip(*rows, strict=True))
+        wrappers, engine = network_steps - forwards, end_to_end - network_steps
+        print(f"\n1. one pair, no cache (median of {args.repeat})")
+        print(f"   networks' forwards      {forwards:8.3f} s")
+        print(f"   wrappers' pre/post      {wrappers:8.3f} s")
+        print(f"   engine's own            {engine:8.3f} s  ({100 * engine / forwards:.1f} % of the forwards)")
+        print(f"   end to end              {end_to_end:8.3f} s  ({100 * (end_to_end - forwards) / forwards:.1f} % over")
+        print("                                       the forwards, pre/post-processing included)")
+
+        misses, hits = [], []
+        for _ in range(args.repeat):
+            cache = ContentCache()
+            misses.append(timed(lambda c=cache: run_virtual_try_on(person, garment, cache=c, **common))[0])
+            seconds, result = timed(lambda c=cache: run_virtual_try_on(person, garment, cache=c, **common))
+            assert result.cache_hit
+            hits.append(seconds)
+        miss, hit = statistics.median(misses), statistics.median(hits)
+        print(f"\n2. cache: miss {miss:.3f} s, hit {1000 * hit:.1f} ms ({miss / hit:.0f}x faster)")
+
+        people = crops(person, 8, (480, 360))
+        singles, batches = [], []
+        for _ in range(args.repeat):
+            singles.append(timed(lambda: [run_virtual_try_on(p, garment, cache=False, **common) for p in people])[0])
+            pairs = [(p, garment) for p in people]
+            batches.append(timed(lambda pairs=pairs: run_virtual_try_on_batch(pairs, cache=False, **common))[0])
+        single, batch = statistics.median(singles), statistics.median(batches)
+        print(
+            f"\n3. 8 pairs: 8 single calls {single:.3f} s ({8 / single:.2f} pairs/s), one batch {batch:.3f} s "
+            f"({8 / batch:.2f} pairs/s): {single / batch:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
