@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
+
 from .checkpoints.manager import DuplicateModelError, ModelManager
 from .checkpoints.synth import write_checkpoint
 
@@ -166,6 +168,13 @@ def write_dagster_files(layout: DemoLayout, code: str = CODE) -> None:
     )
 
 
+def initialise_instance(dagster_home: Path) -> None:
+    """Create the instance's SQLite databases now: a webserver and a daemon starting side by side on a fresh
+    ``DAGSTER_HOME`` would both create them and race on the schema version."""
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
+
+
 def prepare_demo(
     home: Path,
     *,
@@ -185,6 +194,7 @@ def prepare_demo(
         register_zoo(layout.models, paths)
     drop_photos(layout.inbox)
     write_dagster_files(layout, code)
+    initialise_instance(layout.dagster_home)
     return layout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import subprocess
 import sys
 import textwrap
@@ -29,9 +30,14 @@ from mycloset_assets.monitoring import (
 MIB = 2**20
 
 
-def _touched_array(mib: int) -> np.ndarray:
-    """A float64 array of ``mib`` MiB with every page written (np.zeros would leave pages unmapped)."""
-    return np.ones(mib * MIB // 8)
+def _touched_block(mib: int) -> mmap.mmap:
+    """``mib`` MiB of fresh anonymous pages, every one written; closing it returns them to the OS.
+
+    An anonymous mapping is used rather than ``np.ones``: in a long-lived process the allocator may hand
+    back pages that are already resident, which would not raise the RSS at all."""
+    block = mmap.mmap(-1, mib * MIB)
+    np.frombuffer(block, dtype=np.uint8)[:] = 1
+    return block
 
 
 def _burn_cpu(seconds: float) -> None:
@@ -50,9 +56,9 @@ def _metrics(name: str, seconds: float, **values: float | None) -> StepMetrics:
 def test_short_lived_allocation_shows_in_peak_and_is_freed_by_the_end():
     monitor = Monitor()
     with monitor.step("allocate") as step:
-        array = _touched_array(200)
+        block = _touched_block(200)
         time.sleep(0.05)  # alive for ten sampling periods, then freed inside the step
-        del array
+        block.close()
     metrics = step.metrics
     assert metrics is monitor.steps[0]
     assert metrics.rss_increase_mb >= 200 * 0.98
@@ -140,9 +146,9 @@ def test_a_measured_step_over_its_memory_threshold_alerts():
     alerts: list[Alert] = []
     monitor = Monitor(thresholds={"allocate": [Threshold("rss_increase_mb", 50.0)]}, on_alert=alerts.append)
     with monitor.step("allocate") as step:
-        array = _touched_array(100)
+        block = _touched_block(100)
         time.sleep(0.03)
-        del array
+        block.close()
     assert alerts == [Alert("allocate", "rss_increase_mb", step.metrics.rss_increase_mb, 50.0)]
     assert alerts[0].value >= 98
 
@@ -191,9 +197,9 @@ def test_decorator_keeps_the_return_value_and_names_the_step():
 def test_nested_steps_are_recorded_inner_first_and_the_outer_peak_covers_the_inner():
     monitor = Monitor()
     with monitor.step("outer") as outer, monitor.step("inner") as inner:
-        array = _touched_array(80)
+        block = _touched_block(80)
         time.sleep(0.03)
-        del array
+        block.close()
     assert [step.name for step in monitor.steps] == ["inner", "outer"]
     assert outer.metrics.peak_rss_mb >= inner.metrics.peak_rss_mb
     assert outer.metrics.seconds >= inner.metrics.seconds

@@ -67,7 +67,7 @@ def file_signature(path: Path) -> str:
 
 
 def scan_inbox(folder: Path, seen: dict[str, str], known: dict[str, str], limit: int) -> InboxScan:
-    """Examine at most ``limit`` files of ``folder`` that are not in ``seen`` (name -> signature) as they are.
+    """Examine the files of ``folder`` that are new or changed since ``seen`` (name -> signature), at most ``limit``.
 
     ``known`` maps a short hash to the partition key holding those bytes already; it is updated in place.
     """

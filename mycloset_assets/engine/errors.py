@@ -10,7 +10,8 @@ class EngineError(Exception):
 
 
 class MissingModelsError(EngineError):
-    """A pipeline lacks checkpoints: ``missing`` maps each empty role to the registry entries that would fill it."""
+    """A pipeline lacks checkpoints: ``missing`` maps each empty role to the registry entries that would fill it
+    (``pipeline.role`` keys when no pipeline was named and none is complete); ``skipped`` the unusable files."""
 
     def __init__(
         self, message: str, pipeline: str | None, missing: Mapping[str, tuple[str, ...]], skipped: Mapping[str, str]

@@ -117,6 +117,10 @@ def _given_mask(mask: np.ndarray, photo: _Photo) -> Arrays:
     return freeze({"garment_mask": array})
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def _request(pair: TryOnRequest | tuple[ImageInput, ImageInput]) -> TryOnRequest:
     if isinstance(pair, TryOnRequest):
         return pair
@@ -182,18 +186,18 @@ class _Run:
     def photo_stage(
         self,
         stage: str,
-        role: str,
         photos: dict[str, _Photo],
         config: dict[str, Any],
         compute: Callable[[list[np.ndarray]], list[Arrays]],
     ) -> tuple[dict[str, Arrays], set[str]]:
-        """Arrays per photo digest for one per-photo stage, computing only the cache misses (in one call)."""
-        model = self.chosen[role].sha256
+        """Arrays per photo digest for one per-photo stage (named as its role), computing only the cache
+        misses, in one call."""
+        model = self.chosen[stage].sha256
         keys = {
             digest: content_key(stage=stage, version=CACHE_VERSION, image=digest, model=model, config=config)
             for digest in photos
         }
-        with self.step(stage, f"{len(photos)} photo{'s' * (len(photos) != 1)}"):
+        with self.step(stage, _count(len(photos), "photo")):
             found, missing = self.lookup(list(keys.values()))
             if missing:
                 by_key = {key: digest for digest, key in keys.items()}
@@ -212,7 +216,7 @@ def _pose(run: _Run, items: list[_Item]) -> None:
     def compute(images: list[np.ndarray]) -> list[Arrays]:
         return detect_poses(run.wrapper("pose", pose_wrapper, scales=scales), images, run.options.max_side)
 
-    results, hits = run.photo_stage("pose", "pose", photos, run.options.pose_config(), compute)
+    results, hits = run.photo_stage("pose", photos, run.options.pose_config(), compute)
     for item in items:
         if item.keypoints is None:
             item.keypoints = results[item.person.digest]
@@ -229,7 +233,7 @@ def _parsing(run: _Run, items: list[_Item]) -> None:
     def compute(images: list[np.ndarray]) -> list[Arrays]:
         return parse_people(run.wrapper("parsing", parsing_wrapper, **settings), images, run.options.max_side)
 
-    results, hits = run.photo_stage("parsing", "parsing", photos, run.options.parsing_config(), compute)
+    results, hits = run.photo_stage("parsing", photos, run.options.parsing_config(), compute)
     for item in items:
         if item.parsing is None:
             item.parsing = results[item.person.digest]
@@ -249,7 +253,7 @@ def _garment_masks(run: _Run, items: list[_Item]) -> None:
         )  # fmt: skip
         return mask_garments(wrapper, images, options.max_side, options.mask_largest_component)
 
-    results, hits = run.photo_stage("garment_mask", "garment_mask", photos, options.mask_config(), compute)
+    results, hits = run.photo_stage("garment_mask", photos, options.mask_config(), compute)
     for item in items:
         if item.garment_mask is None:
             item.garment_mask = results[item.garment.digest]
@@ -290,7 +294,7 @@ def _inputs(items: list[_Item]) -> list[TryOnInput]:
 
 def _cpvton(run: _Run, items: list[_Item]) -> list[Arrays]:
     batch = run.options.batch_size
-    with run.step("gmm", f"{len(items)} pair{'s' * (len(items) != 1)}"):
+    with run.step("gmm", _count(len(items), "pair")):
         warps = run.wrapper("gmm", CpVtonGmm, batch_size=batch)(_inputs(items))
     with run.step("tom"):
         results = run.wrapper("tom", CpVtonTom, batch_size=batch)(warps)
@@ -302,7 +306,7 @@ def _vitonhd(run: _Run, items: list[_Item]) -> list[Arrays]:
     for item in items:
         assert item.keypoints is not None
         check_vitonhd_pose(item.keypoints["keypoints"], item.person.name)
-    with run.step("seg", f"{len(items)} pair{'s' * (len(items) != 1)}"):
+    with run.step("seg", _count(len(items), "pair")):
         seg = run.wrapper(
             "seg", VitonHdSeg, size=options.vitonhd_size, seed=options.seed, batch_size=options.batch_size
         )
@@ -387,8 +391,14 @@ def run_virtual_try_on_batch(
     if not requests:
         return []
     store = default_cache() if cache is True else cache if isinstance(cache, ContentCache) else None
-    run = _Run(options or TryOnOptions(), store, monitor or Monitor(), progress, pool or default_pool())
-    with run.step("inputs", f"{len(requests)} pair{'s' * (len(requests) != 1)}"):
+    run = _Run(
+        options if options is not None else TryOnOptions(),
+        store,
+        monitor if monitor is not None else Monitor(),
+        progress,
+        pool if pool is not None else default_pool(),
+    )
+    with run.step("inputs", _count(len(requests), "pair")):
         items = []
         for request in requests:
             person, garment = _decode(request.person, "person"), _decode(request.garment, "garment")

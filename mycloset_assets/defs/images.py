@@ -1,0 +1,176 @@
+"""The photos as assets, and the conventions every per-image and try-on asset follows.
+
+``person_image`` and ``garment_image`` decode the inbox file of each partition once (``vision.images.load_image``:
+EXIF orientation applied, 16-bit, grayscale, palette and alpha converted to RGB) and store the pixels as PNG;
+everything downstream reads these pixels, never the user's file again.
+
+The conventions: a step covers one partition (a sensor's run) or many (a single-run backfill,
+``BackfillPolicy.single_run()``, so each model is loaded once per batch). :func:`partition_values` turns an
+input into a dict by partition key either way, and :func:`partition_output` hands the IO manager what it
+expects back. Each partition's materialisation gets its own metadata (:func:`add_partition_metadata`):
+the figures of that image, the path of its stored file and a small PNG preview the UI shows
+(:func:`preview`, a Markdown image with the PNG inline).
+"""
+
+import base64
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import dagster as dg
+import numpy as np
+
+from ..checkpoints.convert import file_sha256
+from ..monitoring import Monitor
+from ..vision.images import ImageError, LoadedImage, encode_png, load_image
+from .image_checks import (
+    PhotoCheckConfig,
+    StepFigures,
+    check_specs,
+    photo_findings,
+    plausible_result,
+    runtime_result,
+)
+from .io_managers import OpenFormatStorage, format_of
+from .partitions import IMAGE_PARTITIONS, ImageKind, InboxImageNotFoundError, InboxResource
+
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+PREVIEW_SIDE = 192
+PHOTOS_GROUP = "photos"
+STORED = dg.DagsterType(
+    name="OpenFormatValue",
+    type_check_fn=lambda _, value: value is not None,
+    description="A value the open-format IO manager stores as PNG, JSON or NPZ (a dict of them by partition key "
+    "when a step covers several partitions).",
+)
+
+
+def partition_values(context: dg.AssetExecutionContext, value: Any) -> dict[str, Any]:
+    """An input by partition key: the IO manager gives one value for a one-partition step, a dict for a range."""
+    return {context.partition_key: value} if context.has_partition_key else dict(value)
+
+
+def partition_output(context: dg.AssetExecutionContext, values: Mapping[str, Any]) -> Any:
+    """What the IO manager stores for the step's partitions: the one value, or the dict by partition key."""
+    return values[context.partition_key] if context.has_partition_key else dict(values)
+
+
+def thumbnail(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """``image`` shrunk (area interpolation) so that its longer side is at most ``side`` pixels."""
+    height, width = image.shape[:2]
+    if max(height, width) <= side:
+        return image
+    factor = side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def side_by_side(*images: np.ndarray) -> np.ndarray:
+    """RGB images next to each other at a common height (white gaps of 4 pixels)."""
+    height = max(image.shape[0] for image in images)
+    gap = np.full((height, 4, 3), 255, dtype=np.uint8)
+    parts = []
+    for image in images:
+        scaled = cv2.resize(image, (max(1, round(image.shape[1] * height / image.shape[0])), height))
+        parts += [scaled, gap]
+    return np.ascontiguousarray(np.concatenate(parts[:-1], axis=1))
+
+
+def preview(image: np.ndarray, title: str) -> dg.MarkdownMetadataValue:
+    """A thumbnail of ``image`` as a Markdown image with the PNG inline (the UI shows it with the metadata)."""
+    data = base64.b64encode(encode_png(thumbnail(image))).decode("ascii")
+    return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
+
+
+def stored_path(storage: dg.IOManager, asset_key: dg.AssetKey, partition: str, value: Any) -> str | None:
+    """Where the open-format IO manager stores ``value`` for a partition (None under another IO manager)."""
+    if not isinstance(storage, OpenFormatStorage):
+        return None
+    stem = storage.stem(asset_key, partition)
+    return str(stem.with_name(f"{stem.name}.{format_of(value)}"))
+
+
+def add_partition_metadata(
+    context: dg.AssetExecutionContext,
+    storage: dg.IOManager,
+    values: Mapping[str, Any],
+    metadata: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """Attach each partition's own metadata, with the path of its stored file, to its materialisation."""
+    for key, value in values.items():
+        path = stored_path(storage, context.asset_key, key, value)
+        extra = {"path": dg.MetadataValue.path(path)} if path else {}
+        context.add_asset_metadata({**metadata[key], **extra}, partition_key=key)
+
+
+def _decode(inbox: InboxResource, kind: ImageKind, key: str) -> tuple[Path, str, LoadedImage]:
+    path = inbox.image_path(kind, key)
+    return path, file_sha256(path), load_image(path)
+
+
+def _photo_metadata(path: Path, sha256: str, loaded: LoadedImage) -> dict[str, Any]:
+    height, width = loaded.size
+    return {
+        "file": path.name,
+        "sha256": sha256,
+        "width": width,
+        "height": height,
+        "original_size": f"{loaded.original_size[1]} x {loaded.original_size[0]}",
+        "orientation": loaded.orientation,
+        "format": loaded.format or "",
+        "conversions": "; ".join(loaded.conversions) or "none",
+        "preview": preview(loaded.pixels, path.name),
+    }
+
+
+def _photo_asset(kind: ImageKind) -> dg.AssetsDefinition:
+    name = f"{kind}_image"
+
+    @dg.asset(
+        name=name,
+        partitions_def=IMAGE_PARTITIONS[kind],
+        backfill_policy=SINGLE_RUN,
+        group_name=PHOTOS_GROUP,
+        kinds={"png"},
+        dagster_type=STORED,
+        check_specs=check_specs(
+            name,
+            "The photo decoded to RGB uint8 H x W x 3 (ERROR otherwise) at least min_side pixels on its shorter "
+            "side (WARN otherwise).",
+            model=False,
+        ),
+        description=f"A {kind} photo of inbox/{kind}/, decoded once (EXIF orientation applied, converted to "
+        "RGB) and stored as PNG; its metadata names the file, its sha256 and what was converted.",
+    )
+    def photo(
+        context: dg.AssetExecutionContext,
+        config: PhotoCheckConfig,
+        inbox: InboxResource,
+        io_manager: dg.ResourceParam[dg.IOManager],
+    ) -> dg.MaterializeResult:
+        monitor = Monitor()
+        try:
+            with monitor.step(name):
+                decoded = {key: _decode(inbox, kind, key) for key in context.partition_keys}
+        except (InboxImageNotFoundError, ImageError, OSError) as error:
+            raise dg.Failure(f"{name}: {error}", allow_retries=False) from error
+        pixels = {key: loaded.pixels for key, (_, _, loaded) in decoded.items()}
+        figures = StepFigures.of(monitor, len(pixels))
+        add_partition_metadata(
+            context, io_manager, pixels, {key: _photo_metadata(*item) for key, item in decoded.items()}
+        )
+        return dg.MaterializeResult(
+            value=partition_output(context, pixels),
+            metadata=figures.metadata(),
+            check_results=[
+                runtime_result(figures, config),
+                plausible_result(photo_findings(pixels, config), figures, config),
+            ],
+        )
+
+    return photo
+
+
+person_image = _photo_asset("person")
+garment_image = _photo_asset("garment")
