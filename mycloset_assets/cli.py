@@ -16,6 +16,7 @@ from .checkpoints import CheckpointError, analyze, load_registry
 from .checkpoints.analysis import Analysis
 from .checkpoints.convert import convert
 from .checkpoints.synth import CONTAINERS, write_checkpoint
+from .demo import run_demo
 from .manager_cli import add_models_commands
 
 _COLUMNS = ("path", "verdict", "entry", "family", "confidence", "container", "matched", "total")
@@ -97,6 +98,10 @@ def write_impostors(folder: Path) -> list[Path]:
     return [resnet, html, renamed, truncated]
 
 
+def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    return run_demo(Path(args.home), host=args.host, port=args.port, start=not args.no_start)
+
+
 def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for entry in load_registry().values():
         print(f"{entry.id:36s} {entry.family:20s} {entry.task:20s} {entry.description}")
@@ -141,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cmd = commands.add_parser("registry", help="list the registry's entries")
     registry_cmd.set_defaults(run=_registry)
     add_models_commands(commands)
+
+    demo_cmd = commands.add_parser(
+        "demo", help="synthesized zoo + bundled photos in the inbox + the Dagster UI (dagster dev)"
+    )
+    demo_cmd.add_argument("--home", default="mycloset-demo", help="folder for zoo/, inbox/, storage/, dagster_home/")
+    demo_cmd.add_argument("--host", default="127.0.0.1")
+    demo_cmd.add_argument("--port", type=int, default=3000)
+    demo_cmd.add_argument("--no-start", action="store_true", help="lay everything out and print the command only")
+    demo_cmd.set_defaults(run=_demo)
     return parser
 
 

@@ -220,7 +220,8 @@ def runtime_result(figures: StepFigures, config: RuntimeCheckConfig) -> dg.Asset
     device = figures.device_peak_mb
     if device is not None and device > config.max_device_peak_mb:
         over.append(f"device memory {device:.0f} MiB > {config.max_device_peak_mb:g} MiB")
-    measured = f"{figures.items} items in {figures.compute.seconds:.2f} s, peak RSS {figures.peak_rss_mb:.0f} MiB"
+    items = f"{figures.items} item{'s' * (figures.items != 1)}"
+    measured = f"{items} in {figures.compute.seconds:.2f} s, peak RSS {figures.peak_rss_mb:.0f} MiB"
     return dg.AssetCheckResult(
         check_name=RUNTIME_CHECK,
         passed=not over,

@@ -38,9 +38,15 @@ from .partitions import IMAGE_PARTITIONS, ImageKind, InboxImageNotFoundError, In
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 PREVIEW_SIDE = 192
 PHOTOS_GROUP = "photos"
+
+
+def _is_value(_: Any, value: Any) -> bool:
+    return value is not None
+
+
 STORED = dg.DagsterType(
     name="OpenFormatValue",
-    type_check_fn=lambda _, value: value is not None,
+    type_check_fn=_is_value,
     description="A value the open-format IO manager stores as PNG, JSON or NPZ (a dict of them by partition key "
     "when a step covers several partitions).",
 )
@@ -118,7 +124,7 @@ def _photo_metadata(path: Path, sha256: str, loaded: LoadedImage) -> dict[str, A
         "height": height,
         "original_size": f"{loaded.original_size[1]} x {loaded.original_size[0]}",
         "orientation": loaded.orientation,
-        "format": loaded.format or "",
+        "source_format": loaded.format or "",
         "conversions": "; ".join(loaded.conversions) or "none",
         "preview": preview(loaded.pixels, path.name),
     }

@@ -10,6 +10,9 @@ The sensors only read: a user's file is never moved, changed or deleted.
 ``pairs_sensor`` adds ``person|garment`` partitions for the pairs listed in ``inbox/pairs.csv`` (or every
 person with every garment when ``pair_all_garments`` is set) and requests a try-on run for each pair once
 both photos' assets are materialised.
+
+The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation``,
+``garment_image -> garment_mask``, then ``warped_garment -> tryon_result`` per pair; the builders take others.
 """
 
 import csv
@@ -37,9 +40,11 @@ from .partitions import (
     split_pair_key,
 )
 
-PERSON_ASSETS = (dg.AssetKey("person_image"),)
-GARMENT_ASSETS = (dg.AssetKey("garment_image"),)
-PAIR_ASSETS = (dg.AssetKey("tryon_result"),)
+PERSON_ASSETS = tuple(dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation"))
+GARMENT_ASSETS = tuple(dg.AssetKey(name) for name in ("garment_image", "garment_mask"))
+PAIR_ASSETS = tuple(dg.AssetKey(name) for name in ("warped_garment", "tryon_result"))
+PERSON_READY = (dg.AssetKey("person_representation"),)
+GARMENT_READY = (dg.AssetKey("garment_mask"),)
 INBOX_FILE_TAG = "mycloset/inbox_file"
 _REPORTED = 5
 
@@ -235,8 +240,8 @@ def wanted_pairs(inbox: InboxResource, persons: Sequence[str], garments: Sequenc
 def build_pairs_sensor(
     asset_keys: Iterable[dg.AssetKey | str] = PAIR_ASSETS,
     *,
-    person_ready: Iterable[dg.AssetKey | str] = PERSON_ASSETS,
-    garment_ready: Iterable[dg.AssetKey | str] = GARMENT_ASSETS,
+    person_ready: Iterable[dg.AssetKey | str] = PERSON_READY,
+    garment_ready: Iterable[dg.AssetKey | str] = GARMENT_READY,
     name: str = "pairs_sensor",
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,

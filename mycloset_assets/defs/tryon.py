@@ -18,9 +18,8 @@ Pairs and photos: Dagster has no built-in partition mapping from ``person|garmen
 garment's partition, and custom ``PartitionMapping`` classes are deprecated (the daemon and the UI ignore
 them). The pair assets therefore declare their photo-side parents with ``AllPartitionMapping`` (the edge is in
 the asset graph, the UI and the backfill order) and read exactly the partitions a pair names through the
-open-format IO manager (:func:`read_partitions`). The parents' own materialisations are one click away in the
-UI; a pair is shown stale when any photo of a parent changes (the nightly schedule maps pairs to their halves
-itself).
+open-format IO manager (:func:`read_partitions`). The price: Dagster's own bookkeeping takes a pair to depend on
+every photo of those parents (the nightly schedule maps a pair to its two photos itself).
 
 Storage (open formats, by the IO manager): ``pose`` JSON (OpenPose-18 keypoints of everyone found and of the
 person used, photo pixels), ``human_parsing`` PNG label ids (LIP-20 / CIHP-20), ``garment_mask`` PNG 0/255,
@@ -85,8 +84,8 @@ from .images import (
     partition_output,
     partition_values,
     preview,
+    side_by_side,
 )
-from .images import side_by_side as beside
 from .io_managers import OpenFormatStorage, read_value
 from .partitions import garment_images, pairs, person_images, split_pair_key
 from .resources import ModelFactoryResource
@@ -159,13 +158,15 @@ def _load(monitor: Monitor, model_factory: ModelFactoryResource, card: Mapping[s
 
 def require_family(card: Mapping[str, Any], family: str, asset: str) -> None:
     """Stop ``asset`` with the reason when its model card is not of ``family`` (the CP-VTON networks)."""
-    if card["family"] != family:
-        raise dg.Failure(
-            f"{asset} runs CP-VTON and needs a {family} checkpoint, but the {card['role']} model is "
-            f"{card['entry']} ({card['file']}, chosen for the {card['pipeline']} pipeline, which the Dagster graph "
-            "does not run): use `mycloset try-on --pipeline vitonhd`, or keep only CP-VTON's files in the folder",
-            allow_retries=False,
-        )
+    if card["family"] == family:
+        return
+    chosen = f", chosen because the folder completes {card['pipeline']}" if card["pipeline"] else ""
+    raise dg.Failure(
+        f"{asset} runs CP-VTON and needs a {family} checkpoint, but the {card['role']} model is {card['entry']} "
+        f"({card['file']}{chosen}). The Dagster graph runs CP-VTON only: keep only CP-VTON's files in the "
+        "checkpoint folder, or run VITON-HD with `mycloset try-on --pipeline vitonhd`",
+        allow_retries=False,
+    )
 
 
 def read_partitions(storage: dg.IOManager, asset_key: dg.AssetKey, keys: Iterable[str]) -> dict[str, Any]:
@@ -316,7 +317,7 @@ def human_parsing(
         counts = np.bincount(label_map.ravel(), minlength=len(names))
         present = {names[i]: round(int(count) / label_map.size, 4) for i, count in enumerate(counts) if count}
         metadata[key] = {
-            "label_set": ", ".join(names),
+            "label_names": ", ".join(names),
             "person_fraction": round(float(np.mean(label_map > 0)), 4),
             "classes": dg.MetadataValue.json(present),
             "preview": preview(draw_parsing(photos[key], label_map, names), "parsing"),
@@ -410,7 +411,7 @@ def person_representation(
             "frame": f"{frame[1]} x {frame[0]}",
             "channels": 22,
             "body_fraction": round(float(np.mean(item["shape"] > 0)), 4),
-            "preview": preview(beside(item["person"], representation_image(item)), "person representation"),
+            "preview": preview(side_by_side(item["person"], representation_image(item)), "person representation"),
         }
         for key, item in representations.items()
     }
@@ -579,7 +580,7 @@ def warped_garment(
         key: {
             "mask_fraction": round(float(warp.warped_mask.mean()), 4),
             "preview": preview(
-                beside(
+                side_by_side(
                     warp.garment,
                     draw_grid(warp.grid, image=warp.warped_garment),
                     draw_warp(warp.person, warp.warped_garment, warp.warped_mask),
@@ -642,7 +643,7 @@ def tryon_result(
             "width": int(images[key].shape[1]),
             "height": int(images[key].shape[0]),
             "garment_share": round(float(result.composition_mask.mean()), 4),
-            "preview": preview(beside(result.warp.person, result.warp.warped_garment, result.tryon), "try-on"),
+            "preview": preview(side_by_side(result.warp.person, result.warp.warped_garment, result.tryon), "try-on"),
         }
         for key, result in results.items()
     }

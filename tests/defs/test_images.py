@@ -107,7 +107,7 @@ def test_one_photo_runs_alone_and_converts_alpha_on_white(photos):
     )
     assert result.success
     (materialisation,) = result.asset_materializations_for_node("garment_image")
-    assert "alpha" in materialisation.metadata["conversions"].value
+    assert "RGBA composited on white" in materialisation.metadata["conversions"].value
     assert np.array(Image.open(photos.store / "garment_image" / f"{photos.garment}.png")).shape == (64, 48, 3)
 
 

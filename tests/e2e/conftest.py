@@ -30,7 +30,7 @@ import pytest
 
 from mycloset_assets.demo import LOCATION_NAME, DemoLayout, prepare_demo
 
-CODE = "mycloset_e2e_defs:defs"
+CODE = "mycloset_assets.definitions:defs"
 """The Definitions the stack serves: the project's own entry point."""
 ZOO = ("u2netp",)
 """Checkpoints synthesized into the stack's zoo: small, so the stack starts fast."""
