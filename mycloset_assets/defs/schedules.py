@@ -175,11 +175,13 @@ def batch_run_requests(plan: BatchPlan, asset_graph: "BaseAssetGraph") -> list[d
                 blocks.append([key])
         for block in blocks:
             first, last = block[0], block[-1]
+            assets = "+".join(sorted(key.to_user_string() for key in todo[first]))
+            run_key = f"{set_name}:{first}..{last}:{assets}"
             if first == last:
-                requests.append(dg.RunRequest(partition_key=first, asset_selection=todo[first]))
+                requests.append(dg.RunRequest(run_key=run_key, partition_key=first, asset_selection=todo[first]))
             else:
                 tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
-                requests.append(dg.RunRequest(tags=tags, asset_selection=todo[first]))
+                requests.append(dg.RunRequest(run_key=run_key, tags=tags, asset_selection=todo[first]))
     return requests
 
 

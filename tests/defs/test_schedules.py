@@ -140,3 +140,12 @@ def test_steps_whose_model_was_never_materialised_wait(instance):
 def test_selection_narrows_the_batch(instance):
     schedule = build_nightly_schedule(dg.AssetSelection.assets(garment_image), name="garments_only")
     assert describe(evaluate(instance, schedule)) == {("g1", "g1", ("garment_image",))}
+
+
+def test_a_tick_with_several_requests_gives_each_a_distinct_run_key(instance):
+    assert dg.materialize([pose_model], instance=instance).success
+    context = dg.build_schedule_context(instance=instance, repository_def=DEFS.get_repository_def())
+    result = nightly_batch.evaluate_tick(context)
+    keys = [request.run_key for request in result.run_requests]
+    assert len(keys) == 2 and len(set(keys)) == 2 and None not in keys
+    assert "person_images:p1..p4:person_image+pose" in keys
