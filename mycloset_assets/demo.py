@@ -228,6 +228,13 @@ def run_demo(
         print("start it with: " + " ".join(f"{key}={value}" for key, value in layout.environment().items()))
         print("  " + " ".join(command))
         return 0
+    print("materialising the checkpoint analyses and the CP-VTON model assets ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-c", "from mycloset_assets.demo import materialize_models; materialize_models()"],
+        cwd=layout.home,
+        env=env,
+        check=True,
+    )
     print(f"Dagster UI: http://{host}:{port}  (Ctrl-C stops it)", flush=True)
     process = subprocess.Popen(command, cwd=layout.home, env=env)
     try:
@@ -235,3 +242,25 @@ def run_demo(
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
         return process.wait()
+
+
+DEMO_ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom")
+
+
+def materialize_models() -> None:
+    """Run in a process with the demo's environment: analyse every checkpoint file, then materialise the
+    CP-VTON roles' model assets, so that the photos the inbox sensors pick up find their models ready."""
+    from .definitions import defs
+    from .defs.checkpoints import canonical_checkpoint, checkpoint_analysis, register_checkpoint_files
+    from .defs.models import MODEL_ASSETS
+    from .defs.resources import ModelFactoryResource
+
+    instance = dg.DagsterInstance.get()
+    keys = sorted(ModelFactoryResource(checkpoint_folder=os.environ["MYCLOSET_CHECKPOINTS"]).files())
+    register_checkpoint_files(instance, keys)
+    job = defs.resolve_implicit_global_asset_job_def()
+    for key in keys:
+        job.execute_in_process(
+            instance=instance, partition_key=key, asset_selection=[checkpoint_analysis.key, canonical_checkpoint.key]
+        )
+    job.execute_in_process(instance=instance, asset_selection=[MODEL_ASSETS[role].key for role in DEMO_ROLES])

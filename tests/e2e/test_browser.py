@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BROWSED, TARGETS, Stack
+from .conftest import BROWSED, Stack
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is installed by .ci/run")
 
@@ -45,9 +45,8 @@ def page() -> Iterator["sync_api.Page"]:
 @pytest.mark.slow
 def test_graph_to_latest_materialisation_metadata_and_checks(dagster_stack: Stack, page, tmp_path: Path):
     target, asset = BROWSED
-    for step in TARGETS[target]:
-        run_id, status = dagster_stack.materialise(step)
-        assert status == "SUCCESS", dagster_stack.run_errors(run_id)
+    for run in dagster_stack.materialise_target(target):
+        assert run.status == "SUCCESS", dagster_stack.run_errors(run.run_id)
     (node,) = dagster_stack.graphql(LATEST, {"keys": [{"path": [asset]}]})["assetNodes"]
     (latest,) = node["assetMaterializations"]
     labels = [entry["label"] for entry in latest["metadataEntries"]]

@@ -1,5 +1,9 @@
-"""End to end through the real webserver and daemon: launch materialisations over GraphQL, wait for the runs,
-read their asset checks back over GraphQL; and the daemon running the inbox sensor on the demo's photo."""
+"""End to end through the real webserver and daemon: launch materialisations over GraphQL (the checkpoint side,
+and the whole try-on graph on the bundled photos shrunk to tiny size), wait for the runs, read their asset checks
+back over GraphQL; and the daemon running the person inbox sensor once it is started over GraphQL.
+
+Synthesized weights find nobody in a photo, so content checks may fail with severity WARN; no ERROR check may
+fail, and every check must have run in the step's run with its metadata."""
 
 import time
 from typing import Any
@@ -7,39 +11,62 @@ from typing import Any
 import pytest
 
 from mycloset_assets.checkpoints.convert import file_sha256
+from mycloset_assets.defs.checks import KEY_MATCH_CHECK
 from mycloset_assets.defs.partitions import image_partition_key
 
 from .conftest import TARGETS, TERMINAL, Stack
 
 SENSOR_S = 300.0
+TRYON_FIGURES = {"seconds", "cpu_seconds", "peak_rss_mb", "model_sha256", "key_match_rate"}
 SENSOR_RUNS = """
 query ($sensor: String!) { runsOrError(filter: {tags: [{key: "dagster/sensor_name", value: $sensor}]}) {
   __typename ... on Runs { results { runId status tags { key value } } } } }
 """
 
 
+def assert_checks_ran(stack: Stack, asset: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """Every check ``asset`` declares ran in ``run_id`` with metadata, and none failed with severity ERROR."""
+    executions = stack.check_executions(asset, run_id)
+    assert executions, f"{asset} declares no asset checks"
+    for name, execution in executions.items():
+        assert execution is not None, f"{asset}/{name} did not run in {run_id}"
+        evaluation = execution["evaluation"]
+        passed = execution["status"] == "SUCCEEDED" and evaluation["success"]
+        warned = execution["status"] == "FAILED" and evaluation["severity"] == "WARN"
+        assert passed or warned, (asset, name, execution)
+        assert evaluation["metadataEntries"], f"{asset}/{name} carries no metadata"
+    return executions
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_materialise_over_graphql_and_read_the_checks_back(dagster_stack: Stack, target: str):
-    for step in TARGETS[target]:
-        run_id, status = dagster_stack.materialise(step)
-        assert status == "SUCCESS", f"run {run_id} of {step.assets}: {status}\n{dagster_stack.run_errors(run_id)}"
-        for asset in step.assets:
-            executions = dagster_stack.check_executions(asset, run_id)
-            assert executions, f"{asset} declares no asset checks"
-            for name, execution in executions.items():
-                assert execution is not None, f"{asset}/{name} did not run in {run_id}"
-                evaluation = execution["evaluation"]
-                assert execution["status"] == "SUCCEEDED" and evaluation["success"], (asset, name, execution)
-                assert evaluation["metadataEntries"], f"{asset}/{name} carries no metadata"
+    runs = dagster_stack.materialise_target(target)
+    for run in runs:
+        assert run.status == "SUCCESS", f"{run}\n{dagster_stack.run_errors(run.run_id)}"
+        for asset in run.step.assets:
+            assert_checks_ran(dagster_stack, asset, run.run_id)
+    assert list(dict.fromkeys(run.step.assets for run in runs)) == [step.assets for step in TARGETS[target]]
+
+
+@pytest.mark.slow
+def test_the_try_on_result_checks_name_the_model_and_its_key_match(dagster_stack: Stack):
+    *_, last = dagster_stack.materialise_target("tryon")
+    assert last.status == "SUCCESS" and "tryon_result" in last.step.assets
+    executions = assert_checks_ran(dagster_stack, "tryon_result", last.run_id)
+    for name, execution in executions.items():
+        labels = {entry["label"] for entry in execution["evaluation"]["metadataEntries"]}
+        assert labels >= TRYON_FIGURES, (name, labels)
+    assert executions[KEY_MATCH_CHECK]["status"] == "SUCCEEDED", "the TOM checkpoint matched every key"
 
 
 @pytest.mark.slow
 def test_the_daemon_runs_the_inbox_sensor_on_the_bundled_photo(dagster_stack: Stack):
-    """The photo becomes a partition and exactly one run keyed by its sha256 (the run's own outcome depends on
-    the stack's zoo: with only ``ZOO``'s checkpoints, the pose step has no model)."""
+    """Started over GraphQL, the sensor makes the photo a partition and exactly one run keyed by its sha256 (its
+    outcome is not asserted: it runs the person chain with the default settings on whatever models exist)."""
     photo = dagster_stack.layout.inbox / "person" / "astronaut.png"
     expected = {"dagster/partition": image_partition_key(photo), "dagster/run_key": file_sha256(photo)}
+    dagster_stack.start_sensor("person_inbox_sensor")
     deadline = time.monotonic() + SENSOR_S
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
