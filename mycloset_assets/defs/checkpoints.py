@@ -16,9 +16,10 @@ import dagster as dg
 from safetensors.torch import load_file
 
 from ..checkpoints.convert import convert
+from ..engine.models import file_digest
 from ..monitoring import Monitor
 from .io_managers import Weights
-from .resources import ChangedFileError, ModelFactoryResource, cached_sha256, file_report
+from .resources import ChangedFileError, ModelFactoryResource, file_report
 
 CHECKPOINT_FILES = dg.DynamicPartitionsDefinition(name="checkpoint_files")
 IDENTIFIED_CHECK = "identified"
@@ -163,7 +164,7 @@ def scan_for_runs(
             fingerprint = _fingerprint(path)
             if record.get(key, [None, None])[:2] == fingerprint:
                 continue
-            sha256 = cached_sha256(path)
+            sha256 = file_digest(path)
         except OSError as error:
             unreadable.append(f"{key}: {error.strerror or error}")
             continue

@@ -19,9 +19,9 @@ import dagster as dg
 from pydantic import Field
 
 from ..checkpoints import LoadedModel, analyze, load_model
-from ..checkpoints.convert import file_sha256
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.manager import ModelManager, ModelVersion
+from ..engine.models import file_digest
 from ..pipelines import (
     OPTIONAL_ROLES,
     PIPELINES,
@@ -73,28 +73,10 @@ def checkpoint_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
     return found
 
 
-_SHA_LOCK = threading.Lock()
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def cached_sha256(path: str | os.PathLike[str]) -> str:
-    """The file's sha256, hashed once per process while its size and modification time stay the same."""
-    resolved = Path(path).resolve()
-    stat = resolved.stat()
-    key = (str(resolved), stat.st_size, stat.st_mtime_ns)
-    with _SHA_LOCK:
-        if key in _SHA_CACHE:
-            return _SHA_CACHE[key]
-    digest = file_sha256(resolved)
-    with _SHA_LOCK:
-        _SHA_CACHE[key] = digest
-    return digest
-
-
 def file_report(key: str, path: str | os.PathLike[str]) -> dict[str, Any]:
     """The analyzer's full report of one file (``Analysis.to_dict()``) plus its ``key``, ``sha256`` and ``size``."""
     report = analyze(path).to_dict()
-    report.update(key=key, sha256=cached_sha256(path), size=Path(path).stat().st_size)
+    report.update(key=key, sha256=file_digest(path), size=Path(path).stat().st_size)
     return report
 
 
@@ -270,12 +252,12 @@ class ModelFactoryResource(dg.ConfigurableResource):
         """
         if self.policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, not {self.policy!r}")
-        actual = cached_sha256(path)
+        actual = file_digest(path)
         if sha256 is not None and actual != sha256:
             raise ChangedFileError(f"{path} changed since it was chosen (sha256 {actual[:12]}, expected {sha256[:12]})")
         companions = dict(companions or {})
         key = (actual, self.device, self.dtype, self.policy) + tuple(
-            f"{entry}={cached_sha256(companion)}" for entry, companion in sorted(companions.items())
+            f"{entry}={file_digest(companion)}" for entry, companion in sorted(companions.items())
         )
 
         def load() -> LoadedModel:

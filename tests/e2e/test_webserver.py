@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from mycloset_assets.checkpoints.convert import file_sha256
 from mycloset_assets.defs.checks import KEY_MATCH_CHECK
@@ -61,10 +62,14 @@ def test_the_try_on_result_checks_name_the_model_and_its_key_match(dagster_stack
 
 
 @pytest.mark.slow
-def test_the_daemon_runs_the_inbox_sensor_on_the_bundled_photo(dagster_stack: Stack):
-    """Started over GraphQL, the sensor makes the photo a partition and exactly one run keyed by its sha256 (its
-    outcome is not asserted: it runs the person chain with the default settings on whatever models exist)."""
-    photo = dagster_stack.layout.inbox / "person" / "astronaut.png"
+def test_the_daemon_runs_the_inbox_sensor_on_a_new_photo_once(dagster_stack: Stack):
+    """Started over GraphQL, the sensor makes a newly dropped photo a partition and exactly one run keyed by its
+    sha256, and launches nothing for the bundled photo whose bytes are a partition already (its run's outcome
+    is not asserted: it runs the person chain with the default settings on whatever models exist)."""
+    folder = dagster_stack.layout.inbox / "person"
+    photo = folder / "visitor.png"
+    with Image.open(folder / "astronaut.png") as bundled:
+        bundled.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photo)
     expected = {"dagster/partition": image_partition_key(photo), "dagster/run_key": file_sha256(photo)}
     dagster_stack.start_sensor("person_inbox_sensor")
     deadline = time.monotonic() + SENSOR_S
