@@ -231,15 +231,16 @@ def report(rows: Sequence[Row]) -> None:
     )
     for row in rows:
         print(
-            f"{row.count:>4} {row.dagster_seconds:>10.2f} {row.step_seconds:>9.2f} {row.loads:>6} {row.materialised:>5} "
-            f"{row.engine_seconds:>9.2f} {row.engine_load_seconds:>12.2f} {row.dagster_seconds / row.count:>16.3f} "
-            f"{row.engine_seconds / row.count:>15.3f} {100 * row.overhead:>8.1f}%"
+            f"{row.count:>4} {row.dagster_seconds:>10.2f} {row.step_seconds:>9.2f} {row.loads:>6} "
+            f"{row.materialised:>5} {row.engine_seconds:>9.2f} {row.engine_load_seconds:>12.2f} "
+            f"{row.dagster_seconds / row.count:>16.3f} {row.engine_seconds / row.count:>15.3f} "
+            f"{100 * row.overhead:>8.1f}%"
         )
     print(
         "\nin steps: what the person-side steps measured of their own model loads and work (the rest is Dagster, "
-        "previews, storage);\nloads: networks loaded during the Dagster run (cache emptied first); done: partitions materialised by "
-        "every person-side asset;\nengine s: decode + model loads + pose + parsing + representation called "
-        "directly; overhead: (dagster - engine) / engine."
+        "previews, storage);\nloads: networks loaded during the Dagster run (cache emptied first); "
+        "done: partitions materialised by every person-side asset;\nengine s: decode + model loads + pose + "
+        "parsing + representation called directly; overhead: (dagster - engine) / engine."
     )
 
 
