@@ -163,7 +163,7 @@ def test_broken_unknown_and_partial_files(manager, tmp_path, synth_file):
         assert refused.value.analysis.reason in str(refused.value)
     _assert_nothing_stored(manager)
 
-    state = torch.load(_lin(synth_file, 0))
+    state = torch.load(_lin(synth_file, 0), map_location="cpu", weights_only=True)
     del state["lin4.model.1.weight"]
     partial = tmp_path / "partial.pth"
     torch.save(state, partial)

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright import sync_api
 
 from .conftest import BROWSED, Stack
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is installed by .ci/run")
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = [
@@ -31,8 +30,7 @@ query ($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) {
 @pytest.fixture
 def page() -> Iterator["sync_api.Page"]:
     """A Chromium page (1400 x 1000) that dismisses Dagster's newsletter dialog whenever it shows up."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)")
+    assert CHROMIUM.exists(), f"{CHROMIUM} is not installed: apt-get install chromium (.ci/run does it)"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
