@@ -247,7 +247,9 @@ def report(rows: Sequence[Row]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 32], help="backfill sizes N")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="default", help="step options (run config): the assets' own defaults, or cheap")
+    parser.add_argument(
+        "--preset", choices=sorted(PRESETS), default="default", help="step options: the assets' defaults, or cheap"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (the fastest is shown)")
     parser.add_argument("--checkpoints", metavar="DIR", help="a checkpoint folder (default: synthesized)")
     args = parser.parse_args()
