@@ -15,29 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import timed
 
 from mycloset_assets.checkpoints import analyze, get_entry, load_model
 from mycloset_assets.checkpoints.convert import convert
 from mycloset_assets.checkpoints.synth import write_checkpoint
 
 MANIFESTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "manifests"
-
-
-def timed(function: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls, in seconds."""
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def classic_load(entry_id: str, path: Path) -> torch.nn.Module:

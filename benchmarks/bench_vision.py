@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import timed
 
 from mycloset_assets.checkpoints import get_entry
 from mycloset_assets.vision.hrnet import decode_heatmaps
@@ -34,16 +32,6 @@ PERSON = (
     (0, -12), (0, 0), (-12, 0), (-16, 18), (-18, 34), (12, 0), (16, 18), (18, 34), (-8, 40), (-9, 62),
     (-10, 84), (8, 40), (9, 62), (10, 84), (-4, -16), (4, -16), (-8, -14), (8, -14),
 )  # fmt: skip
-
-
-def timed(function: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``repeat`` calls, in seconds."""
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def render_people(count: int, size: int = IMAGE_SIZE, sigma: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
