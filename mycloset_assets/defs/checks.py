@@ -49,15 +49,21 @@ def card_metadata(card: Mapping[str, Any]) -> dict[str, Any]:
     return metadata
 
 
-def key_match_result(card: Mapping[str, Any]) -> dg.AssetCheckResult:
-    """ERROR unless the file is identified with key-match rate 1.0 and nothing was re-initialised."""
+def card_problems(card: Mapping[str, Any]) -> list[str]:
+    """What keeps a model card from a clean key match: verdict, key-match rate, re-initialised modules."""
     problems = []
     if card["verdict"] != "identified":
         problems.append(f"verdict {card['verdict']}")
     if card["match_rate"] < 1.0:
         problems.append(f"key-match rate {card['match_rate']:.4f} ({card['matched']}/{card['total']} tensors)")
-    if card["reinitialised"]:
+    if card.get("reinitialised"):
         problems.append(f"re-initialised {', '.join(card['reinitialised'])}")
+    return problems
+
+
+def key_match_result(card: Mapping[str, Any]) -> dg.AssetCheckResult:
+    """ERROR unless the file is identified with key-match rate 1.0 and nothing was re-initialised."""
+    problems = card_problems(card)
     summary = f"{card['file']} is {card['entry']} ({card['reason']})"
     return dg.AssetCheckResult(
         check_name=KEY_MATCH_CHECK,

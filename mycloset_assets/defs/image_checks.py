@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field
 
 from ..monitoring import Monitor, StepMetrics
-from .checks import KEY_MATCH_CHECK
+from .checks import KEY_MATCH_CHECK, card_problems
 
 RUNTIME_CHECK = "runtime"
 PLAUSIBLE_CHECK = "plausible"
@@ -193,13 +193,7 @@ def key_match_result(figures: StepFigures) -> dg.AssetCheckResult:
     card = figures.card
     if card is None:
         raise ValueError("key_match needs the card of the model the step used")
-    problems = []
-    if card["verdict"] != "identified":
-        problems.append(f"verdict {card['verdict']}")
-    if card["match_rate"] < 1.0:
-        problems.append(f"key-match rate {card['match_rate']:.4f}")
-    if card.get("reinitialised"):
-        problems.append(f"re-initialised {', '.join(card['reinitialised'])}")
+    problems = card_problems(card)
     summary = f"{card['entry']} from {card['file']} (sha256 {card['sha256'][:12]})"
     return dg.AssetCheckResult(
         check_name=KEY_MATCH_CHECK,
