@@ -14,6 +14,7 @@ from .defs.images import garment_image, person_image
 from .defs.io_managers import OpenFormatIOManager
 from .defs.models import MODEL_ASSETS
 from .defs.partitions import InboxResource
+from .defs.quality import quality_report
 from .defs.resources import ModelFactoryResource, ModelManagerResource
 from .defs.schedules import nightly_batch
 from .defs.sensors import garment_inbox_sensor, pairs_sensor, person_inbox_sensor
@@ -27,6 +28,7 @@ defs = dg.Definitions(
         person_image,
         garment_image,
         *TRYON_ASSETS,
+        quality_report,
     ],
     sensors=[checkpoint_folder_sensor, person_inbox_sensor, garment_inbox_sensor, pairs_sensor],
     schedules=[nightly_batch],

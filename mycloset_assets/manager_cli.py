@@ -158,6 +158,11 @@ def _deps_text(report: DependencyReport) -> str:
         else:
             lines.append(describe_missing(status))
     lines.append(f"best pipeline: {report.best or 'none is complete'}")
+    for step in report.steps.values():
+        chosen = ", ".join(f"{role}={entry}" for role, entry in step.roles.items())
+        wanted = ", ".join(f"{role} ({' or '.join(entries)})" for role, entries in step.missing.items())
+        state = "complete" if step.complete else f"needs {wanted}"
+        lines.append(f"step {step.step}: {state}{f' (uses {chosen})' if chosen else ''}")
     return "\n".join(lines)
 
 

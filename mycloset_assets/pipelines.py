@@ -1,7 +1,9 @@
 """Which checkpoints each try-on pipeline needs, as data, and which pipelines a set of checkpoints completes.
 
 ``PIPELINES`` maps a pipeline to its roles and, for each role, the registry entries that can fill it in order of
-preference. ``OPTIONAL_ROLES`` are the post-processing and quality models any pipeline may use. An entry fills
+preference. ``OPTIONAL_ROLES`` are the post-processing and quality models any pipeline may use, and
+``OPTIONAL_STEPS`` the roles each optional step reads (a step runs when its roles are filled; the quality report
+runs always, its LPIPS and CLIP figures only with their checkpoints). An entry fills
 a role only when its companions (registry ``keys.requires``, e.g. an LPIPS lin file's AlexNet trunk) are
 available too. The model manager's ``deps`` and the engine's model selection both read these tables.
 """
@@ -43,6 +45,12 @@ OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
     "clip": ("clip_vit_b32",),
 }
 
+OPTIONAL_STEPS: dict[str, tuple[str, ...]] = {
+    "mask_refinement": ("mask_refinement",),
+    "face_restoration": ("face_restoration",),
+    "quality": ("lpips", "clip"),
+}
+
 PREFERENCE = ("vitonhd", "cpvton")
 
 
@@ -68,6 +76,29 @@ class PipelineStatus:
             "roles": dict(self.roles),
             "missing": {role: list(entries) for role, entries in self.missing.items()},
             "optional": dict(self.optional),
+        }
+
+
+@dataclass(frozen=True)
+class StepStatus:
+    """Which entries an optional step would use (``roles``) and which of its roles no entry fills."""
+
+    step: str
+    roles: dict[str, str]
+    missing: dict[str, tuple[str, ...]]
+
+    @property
+    def complete(self) -> bool:
+        """True when every role of the step has an entry."""
+        return not self.missing
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: step, complete, roles, missing (role -> acceptable entries)."""
+        return {
+            "step": self.step,
+            "complete": self.complete,
+            "roles": dict(self.roles),
+            "missing": {role: list(entries) for role, entries in self.missing.items()},
         }
 
 
@@ -118,6 +149,20 @@ def best_pipeline(available: Iterable[str]) -> str | None:
     """The preferred pipeline whose required roles ``available`` all fill, or None when none is complete."""
     statuses = pipeline_statuses(available)
     return next((name for name, status in statuses.items() if status.complete), None)
+
+
+def step_statuses(available: Iterable[str]) -> dict[str, StepStatus]:
+    """For each optional step, the entries ``available`` fills its roles with and the roles left empty."""
+    present = set(available)
+    statuses = {}
+    for step, roles in OPTIONAL_STEPS.items():
+        chosen = {role: choose(OPTIONAL_ROLES[role], present) for role in roles}
+        statuses[step] = StepStatus(
+            step,
+            {role: entry for role, entry in chosen.items() if entry is not None},
+            {role: OPTIONAL_ROLES[role] for role, entry in chosen.items() if entry is None},
+        )
+    return statuses
 
 
 def roles_of(entry_id: str) -> list[tuple[str, str]]:

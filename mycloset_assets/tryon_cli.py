@@ -35,8 +35,20 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...]) -> str:
-    """The readable form of a report: models, skipped files, steps, outputs and notes."""
+def _optional_detail(record: dict[str, Any]) -> str:
+    if not record["ran"]:
+        return record["reason"]
+    parts = [f"{side}: {info['reason']}" for side in ("garment", "clothing") if (info := record.get(side))]
+    if "box" in record:
+        parts.append(f"face box {record['box']}")
+    if record.get("skipped_figures"):
+        parts.append(f"not computed: {', '.join(record['skipped_figures'])}")
+    return "; ".join(parts)
+
+
+def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...], quality: dict[str, Any] | None = None) -> str:
+    """The readable form of a report: models, skipped files, steps, optional steps, quality figures, outputs
+    and notes."""
     models = [[role, m["entry"], m["sha256"][:12], m["path"]] for role, m in report["models"].items()]
     steps = [
         [s["name"], f"{s['seconds']:.3f}", f"{s['cpu_seconds']:.3f}", f"{s['peak_rss_mb']:.1f}"]
@@ -50,6 +62,15 @@ def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...]) -> str
     if report["skipped"]:
         parts += ["", _table(["SKIPPED", "WHY"], [[path, why] for path, why in report["skipped"].items()])]
     parts += ["", _table(["STEP", "SECONDS", "CPU S", "PEAK RSS MB"], steps)]
+    optional = [
+        [name, "yes" if r["ran"] else "no", _optional_detail(r)] for name, r in report["optional_steps"].items()
+    ]
+    if optional:
+        parts += ["", _table(["OPTIONAL STEP", "RAN", "DETAIL"], optional)]
+    if quality is not None:
+        figures = [[name, f"{m['value']:.4f}", m["better"]] for name, m in quality["metrics"].items()]
+        figures += [[name, "-", f"not computed: {why}"] for name, why in quality["skipped"].items()]
+        parts += ["", _table(["QUALITY", "VALUE", "BETTER"], figures)]
     parts += ["", f"wrote {len(report['outputs'])} images and {REPORT_NAME} to {folder}"]
     parts += [f"note: {note}" for note in notes]
     return "\n".join(parts)
@@ -86,7 +107,13 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     progress = _progress(args.quiet)
     monitor = Monitor()
     try:
-        options = TryOnOptions(device=args.device, max_side=args.max_side)
+        options = TryOnOptions(
+            device=args.device,
+            max_side=args.max_side,
+            mask_refinement=not args.no_mask_refinement,
+            face_restoration=not args.no_face_restoration,
+            quality=not args.no_quality,
+        )
         models = args.checkpoints if args.checkpoints else ModelManager(args.home)
         result = run_virtual_try_on(
             args.person,
@@ -108,7 +135,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_json(report, folder / REPORT_NAME)
     except (EngineError, CheckpointError, ImageError, OSError, ValueError) as exc:
         return _error(args, exc)
-    print(json.dumps(report, indent=1) if args.json else summary(report, folder, result.notes))
+    print(json.dumps(report, indent=1) if args.json else summary(report, folder, result.notes, result.quality))
     return 0
 
 
@@ -117,7 +144,10 @@ def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     description = (
         "Try GARMENT on PERSON. Checkpoints come from DIR (files under any names, recognised by their contents; "
         "files that cannot be used are listed with the reason) or from the model manager's active versions. "
-        "Writes OUTDIR/tryon.png at the person photo's size, PNGs of the intermediates and OUTDIR/report.json."
+        "Writes OUTDIR/tryon.png at the person photo's size, PNGs of the intermediates and OUTDIR/report.json; "
+        "with the quality step, OUTDIR/quality.json (LPIPS, CLIP, SSIM, mask IoU, each with its meaning) and "
+        "OUTDIR/quality.png. MobileSAM mask refinement and GFPGAN face restoration run when their checkpoints are "
+        "present."
     )
     command = subparsers.add_parser("try-on", help="try a garment on a person photo", description=description)
     command.add_argument("person", metavar="PERSON", help="the person photo")
@@ -135,6 +165,11 @@ def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         default=TryOnOptions.max_side,
         metavar="PIXELS",
         help="pose, parsing and masks run on copies at most this large (default: %(default)s)",
+    )
+    command.add_argument("--no-mask-refinement", action="store_true", help="do not refine the masks with MobileSAM")
+    command.add_argument("--no-face-restoration", action="store_true", help="do not restore the face with GFPGAN")
+    command.add_argument(
+        "--no-quality", action="store_true", help="do not measure the result (quality.json, quality.png)"
     )
     command.add_argument("--cache", metavar="DIR", help="keep results in DIR (NPZ files) and reuse them across runs")
     command.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")

@@ -165,7 +165,7 @@ def test_given_pose_parsing_and_mask_need_only_the_tryon_networks(tmp_path, synt
     assert result.pipeline == "cpvton" and set(result.models) == {"gmm", "tom"}
     assert np.array_equal(result.keypoints, keypoints) and np.array_equal(result.parsing, parsing)
     assert np.array_equal(result.garment_mask, mask == 255) and result.cached == ()
-    assert [step.name for step in result.steps] == ["inputs", "models", "gmm", "tom"]
+    assert [step.name for step in result.steps] == ["inputs", "models", "gmm", "tom", "quality"]
     check_result(result, (512, 512), (256, 192))
 
 
@@ -241,7 +241,7 @@ def test_a_batch_runs_end_to_end_on_photos_of_every_kind(engine, zoo):
         assert result.models["pose"].path == str(zoo[0] / "a" / "model_a.pth")
         assert set(result.skipped) == set(zoo[1].values())
         assert [step.name for step in result.steps] == [
-            "inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom",
+            "inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom", "quality",
         ]  # fmt: skip
         assert result.notes[0].startswith("no person was found in the person photo")
     gray = results["gray"].person
@@ -260,9 +260,9 @@ def test_a_second_identical_call_is_a_cache_hit_with_identical_output(engine):
         engine["inputs"]["portrait"], DEMO / "tshirt.png", models=engine["models"], options=FAST,
         cache=engine["cache"], pool=engine["pool"],
     )  # fmt: skip
-    assert again.cache_hit and again.cached == ("pose", "parsing", "garment_mask", "tryon")
+    assert again.cache_hit and again.cached == ("pose", "parsing", "garment_mask", "tryon", "quality")
     assert {role: len(calls) for role, calls in counter.batches.items()} == before  # no network ran
-    assert [step.name for step in again.steps] == ["inputs", "models", "pose", "parsing", "garment_mask"]
+    assert [step.name for step in again.steps] == ["inputs", "models", "pose", "parsing", "garment_mask", "quality"]
     for name, array in first.arrays().items():
         assert np.array_equal(again.arrays()[name], array), name
     assert engine["pool"].loads == 5  # every network was loaded once
@@ -295,7 +295,7 @@ def test_another_model_version_is_a_miss(engine, zoo, tmp_path, synth_file):
     assert result.models["gmm"].sha256 != first.models["gmm"].sha256
     assert result.cached == ("parsing", "garment_mask") and not result.cache_hit
     assert not np.array_equal(result.theta, first.theta)
-    assert [step.name for step in result.steps][-2:] == ["gmm", "tom"]
+    assert [step.name for step in result.steps][-3:] == ["gmm", "tom", "quality"]
 
 
 def test_a_disk_cache_serves_a_new_process_the_same_arrays(engine, tmp_path):
@@ -337,7 +337,7 @@ def test_vitonhd_end_to_end_with_given_keypoints(synth_file, tmp_path):
     assert set(np.unique(result.composition_mask)) <= {0.0, 1.0}
     assert result.extras["seg_labels"].shape == (256, 128) and result.extras["seg_labels"].max() < 13
     assert result.extras["pose_image"].shape == (256, 128, 3) and result.extras["pose_image"].dtype == np.uint8
-    assert [step.name for step in result.steps][-3:] == ["seg", "gmm", "alias"]
+    assert [step.name for step in result.steps][-4:] == ["seg", "gmm", "alias", "quality"]
     batch = run_virtual_try_on_batch(
         [TryOnRequest(person, DEMO / "tshirt.png", keypoints=keypoints)], models=folder, options=FAST_HD
     )

@@ -25,7 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..pipelines import PipelineStatus, best_pipeline, pipeline_statuses, required_companions
+from ..pipelines import (
+    PipelineStatus,
+    StepStatus,
+    best_pipeline,
+    pipeline_statuses,
+    required_companions,
+    step_statuses,
+)
 from .analysis import Analysis, analyze
 from .manager_store import (
     LOCK_TIMEOUT_S,
@@ -208,11 +215,12 @@ class ModelDependencies:
 
 @dataclass(frozen=True)
 class DependencyReport:
-    """Companions of every active model and the completeness of every pipeline."""
+    """Companions of every active model, the completeness of every pipeline and of every optional step."""
 
     models: list[ModelDependencies]
     pipelines: dict[str, PipelineStatus]
     best: str | None
+    steps: dict[str, StepStatus] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -235,6 +243,7 @@ class DependencyReport:
             ],
             "pipelines": {name: status.to_dict() for name, status in self.pipelines.items()},
             "best": self.best,
+            "steps": {name: status.to_dict() for name, status in self.steps.items()},
         }
 
 
@@ -369,7 +378,8 @@ class ModelManager:
         return report
 
     def dependencies(self) -> DependencyReport:
-        """Which companions each active model needs and who provides them; which pipelines are complete."""
+        """Which companions each active model needs and who provides them; which pipelines and optional steps
+        (mask refinement, face restoration, the quality report's networks) the active models complete."""
         active = self.active()
         providers: dict[str, str] = {}
         for model in active:
@@ -380,7 +390,7 @@ class ModelManager:
             provided = {entry: providers[entry] for entry in requires if entry in providers}
             models.append(ModelDependencies(model, requires, provided))
         entries = [model.entry for model in active]
-        return DependencyReport(models, pipeline_statuses(entries), best_pipeline(entries))
+        return DependencyReport(models, pipeline_statuses(entries), best_pipeline(entries), step_statuses(entries))
 
     def _add(self, source: Path, name: str | None, *, allow_partial: bool, new: bool) -> ModelVersion:
         if not source.is_file():

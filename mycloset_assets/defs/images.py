@@ -72,17 +72,6 @@ def thumbnail(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def side_by_side(*images: np.ndarray) -> np.ndarray:
-    """RGB images next to each other at a common height (white gaps of 4 pixels)."""
-    height = max(image.shape[0] for image in images)
-    gap = np.full((height, 4, 3), 255, dtype=np.uint8)
-    parts = []
-    for image in images:
-        scaled = cv2.resize(image, (max(1, round(image.shape[1] * height / image.shape[0])), height))
-        parts += [scaled, gap]
-    return np.ascontiguousarray(np.concatenate(parts[:-1], axis=1))
-
-
 def preview(image: np.ndarray, title: str) -> dg.MarkdownMetadataValue:
     """A thumbnail of ``image`` as a Markdown image with the PNG inline (the UI shows it with the metadata)."""
     data = base64.b64encode(encode_png(thumbnail(image))).decode("ascii")

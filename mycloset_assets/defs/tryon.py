@@ -53,7 +53,7 @@ from ..engine.stages import (
 from ..monitoring import Monitor
 from ..vision.agnostic import CpVtonAgnostic, cpvton_agnostic
 from ..vision.compositing import Letterbox, to_uint8_image
-from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_parsing, draw_warp
+from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_parsing, draw_warp, side_by_side
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import CPVTON_RADIUS, CpVtonGmm, CpVtonTom, CpVtonWarp, TryOnInput
 from .image_checks import (
@@ -84,7 +84,6 @@ from .images import (
     partition_output,
     partition_values,
     preview,
-    side_by_side,
 )
 from .io_managers import OpenFormatStorage, read_value
 from .partitions import garment_images, pairs, person_images, split_pair_key

@@ -26,7 +26,16 @@ from ..checkpoints import LoadedModel, analyze, load_model
 from ..checkpoints.analysis import Analysis
 from ..checkpoints.convert import file_sha256
 from ..checkpoints.manager import ModelManager
-from ..pipelines import PIPELINES, PREFERENCE, PipelineStatus, describe_missing, pipeline_status, required_companions
+from ..pipelines import (
+    OPTIONAL_ROLES,
+    PIPELINES,
+    PREFERENCE,
+    PipelineStatus,
+    choose,
+    describe_missing,
+    pipeline_status,
+    required_companions,
+)
 from .errors import MissingModelsError
 
 W = TypeVar("W")
@@ -179,6 +188,12 @@ class ModelSet:
                 self.skipped,
             )
         return pipeline, {role: self.checkpoints[entry] for role, entry in status.roles.items()}
+
+    def optional(self, roles: Iterable[str]) -> dict[str, Checkpoint]:
+        """The checkpoint of each optional role (``OPTIONAL_ROLES``) in ``roles`` that an available entry fills,
+        companions included; roles no entry fills are left out."""
+        chosen = {role: choose(OPTIONAL_ROLES[role], self.checkpoints) for role in roles}
+        return {role: self.checkpoints[entry] for role, entry in chosen.items() if entry is not None}
 
     def companions(self, entry: str) -> dict[str, Path]:
         """The files of the entries ``entry`` needs beside its own (an LPIPS lin file's trunk)."""

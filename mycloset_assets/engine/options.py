@@ -45,6 +45,15 @@ class TryOnOptions:
     - ``vitonhd_size``: VITON-HD's working size (multiples of 128; the reference's 1024 x 768); ``seed``:
       VITON-HD's noise seed.
     - ``batch_size``: images per network forward in a batch call.
+    - ``mask_refinement``: refine the garment photo's mask and the person's clothing mask with MobileSAM when a
+      checkpoint is present; a refined mask is kept only when its IoU with the mask it refines lies in
+      ``refinement_iou`` (inclusive). A kept garment mask is what the geometric matching reads; the person's
+      clothing mask marks the region the quality report leaves out.
+    - ``face_restoration``: restore the face of the result with GFPGAN when a checkpoint is present and the pose
+      shows both eyes and the nose with a score of at least ``face_min_score``, ``face_min_eye_distance`` pixels
+      apart.
+    - ``quality``: measure the result (LPIPS and CLIP with their checkpoints, SSIM and mask IoU always);
+      ``quality_max_side``: LPIPS runs on copies whose longer side is at most this many pixels.
     """
 
     device: str = "cpu"
@@ -60,6 +69,13 @@ class TryOnOptions:
     vitonhd_size: tuple[int, int] = VITONHD_SIZE
     seed: int = 0
     batch_size: int = 8
+    mask_refinement: bool = True
+    refinement_iou: tuple[float, float] = (0.5, 1.0)
+    face_restoration: bool = True
+    face_min_score: float = 0.3
+    face_min_eye_distance: float = 8.0
+    quality: bool = True
+    quality_max_side: int = 512
 
     def __post_init__(self) -> None:
         resolved = getattr(torch, self.dtype, None)
@@ -71,6 +87,14 @@ class TryOnOptions:
             raise ValueError(f"mask_threshold must be in [0, 1), got {self.mask_threshold}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        low, high = (float(value) for value in self.refinement_iou)
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"refinement_iou must be a (low, high) range within [0, 1], got {self.refinement_iou}")
+        object.__setattr__(self, "refinement_iou", (low, high))
+        if not 0.0 <= self.face_min_score <= 1.0:
+            raise ValueError(f"face_min_score must be in [0, 1], got {self.face_min_score}")
+        if self.quality_max_side < 32:
+            raise ValueError(f"quality_max_side must be at least 32 pixels, got {self.quality_max_side}")
         size = _positive_pair("vitonhd_size", self.vitonhd_size)
         assert size is not None
         if size[0] % ALIAS_MULTIPLE or size[1] % ALIAS_MULTIPLE:
@@ -116,6 +140,18 @@ class TryOnOptions:
             "threshold": self.mask_threshold,
             "largest_component": self.mask_largest_component,
         }
+
+    def refinement_config(self) -> dict[str, Any]:
+        """The options MobileSAM's masks depend on (the IoU range only chooses between masks)."""
+        return self._compute()
+
+    def face_config(self) -> dict[str, Any]:
+        """The options face restoration's output depends on."""
+        return {**self._compute(), "min_score": self.face_min_score, "min_eye_distance": self.face_min_eye_distance}
+
+    def quality_config(self) -> dict[str, Any]:
+        """The options the quality figures depend on."""
+        return {**self._compute(), "max_side": self.quality_max_side}
 
     def tryon_config(self, pipeline: str) -> dict[str, Any]:
         """The options the try-on networks' outputs depend on for ``pipeline``."""

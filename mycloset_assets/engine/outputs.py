@@ -14,10 +14,12 @@ import numpy as np
 from ..vision.compositing import to_uint8_image
 from ..vision.drawing import colorize_parsing, draw_grid, draw_openpose18, draw_parsing
 from ..vision.images import save_png
+from .quality import quality_picture
 from .result import TryOnResult
 from .stages import VITONHD13_NAMES
 
 REPORT_NAME = "report.json"
+QUALITY_NAME = "quality.json"
 
 
 def mask_image(mask: np.ndarray) -> np.ndarray:
@@ -59,17 +61,29 @@ def pictures(result: TryOnResult) -> dict[str, np.ndarray]:
         images["seg"] = colorize_parsing(result.extras["seg_labels"], VITONHD13_NAMES)
     if "misalignment" in result.extras:
         images["misalignment"] = mask_image(result.extras["misalignment"])
+    for name in ("clothing_mask", "sam_garment_mask", "sam_clothing_mask"):
+        if name in result.extras:
+            images[name] = mask_image(result.extras[name])
+    for name in ("tryon_before_restoration", "restored_face"):
+        if name in result.extras:
+            images[name] = result.extras[name]
+    if result.quality is not None:
+        images["quality"] = quality_picture(result.person, result.garment, result.warped_garment, result.tryon)
     return images
 
 
 def save_outputs(result: TryOnResult, folder: str | os.PathLike[str]) -> dict[str, str]:
-    """Write ``NAME.png`` for every picture into ``folder`` (created); returns ``{name: file name}``."""
+    """Write ``NAME.png`` for every picture into ``folder`` (created), and quality.json when the quality step
+    ran (``quality.png`` is its side-by-side picture); returns ``{name: file name}``."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, image in pictures(result).items():
         save_png(image, target / f"{name}.png")
         written[name] = f"{name}.png"
+    if result.quality is not None:
+        write_json(result.quality, target / QUALITY_NAME)
+        written["quality_report"] = QUALITY_NAME
     return written
 
 

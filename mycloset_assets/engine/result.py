@@ -51,12 +51,19 @@ class TryOnResult:
       at the person photo's size (VITON-HD keeps the photo's pixels outside the synthesised region).
     - ``extras``: pipeline-specific maps: ``pose_image`` (CP-VTON h x w float32 in [-1, 1]; VITON-HD the
       h x w x 3 uint8 OpenPose rendering), VITON-HD ``parse_agnostic`` and ``seg_labels`` (h x w uint8) and
-      ``misalignment`` (h x w float32 in [0, 1]).
+      ``misalignment`` (h x w float32 in [0, 1]). The optional steps add ``clothing_mask`` (H x W bool: the
+      person's clothes the garment replaces, MobileSAM's when kept), ``sam_garment_mask`` (Hg x Wg) and
+      ``sam_clothing_mask`` (H x W: what MobileSAM returned, kept or not), ``tryon_before_restoration`` (H x W x 3)
+      and ``restored_face`` (512 x 512 x 3, GFPGAN's output in its aligned frame).
 
     ``models``: role -> :class:`ModelInfo` of the checkpoints used; ``skipped``: files of the checkpoint
     folder that could not be used -> ``"verdict: reason"``; ``steps``: the monitor's metrics (in a batch,
     of the whole batch); ``cached``: the stages (``pose``, ``parsing``, ``garment_mask``, ``tryon``) answered
     by the cache; ``notes``: warnings a user should read (e.g. nobody found in the person photo).
+
+    ``optional_steps``: ``mask_refinement``, ``face_restoration`` and ``quality`` -> ``{"ran": bool, "reason":
+    str, ...}`` (what the step did, or why it was skipped); ``quality``: the quality report (quality.json, see
+    :func:`mycloset_assets.engine.quality.quality_report`) when the quality step ran.
     """
 
     pipeline: str
@@ -82,6 +89,8 @@ class TryOnResult:
     steps: list[StepMetrics] = field(default_factory=list)
     cached: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    optional_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality: dict[str, Any] | None = None
 
     @property
     def cache_hit(self) -> bool:
@@ -105,11 +114,13 @@ class TryOnResult:
         return named
 
     def report(self, outputs: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """report.json: ``pipeline``, ``models``, ``steps``, ``skipped``, ``outputs`` (INTERFACES.md)."""
+        """report.json: ``pipeline``, ``models``, ``steps``, ``skipped``, ``outputs`` (INTERFACES.md), and
+        ``optional_steps`` (which optional steps ran, which were skipped and why)."""
         return {
             "pipeline": self.pipeline,
             "models": {role: info.to_dict() for role, info in self.models.items()},
             "steps": [step.to_report() for step in self.steps],
             "skipped": dict(self.skipped),
             "outputs": dict(outputs or {}),
+            "optional_steps": {name: dict(record) for name, record in self.optional_steps.items()},
         }

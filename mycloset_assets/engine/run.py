@@ -1,29 +1,33 @@
 """``run_virtual_try_on``: photos in, a :class:`TryOnResult` out, each step measured and cached by content.
 
 A run decodes the photos (any source ``load_image`` takes), picks the pipeline and its checkpoints (failing
-before any work when one is missing), then runs pose, parsing and garment masks per distinct photo and the
-try-on networks per distinct pair. Each stage looks its inputs up in the content cache first: the key is the
-sha256 of the decoded pixels (or of the upstream arrays), the model files' sha256s and the options the stage
-depends on. A batch call sends every photo (and every pair) of a stage through the network together.
+before any work when one is missing), then runs pose, parsing and garment masks per distinct photo, MobileSAM
+mask refinement, the try-on networks per distinct pair, GFPGAN face restoration and the quality figures (the
+optional steps of :mod:`.optional_steps`: each can be switched off in the options and runs only when its
+checkpoint is present; the result records which ran and why the others did not). Each stage looks its inputs
+up in the content cache first: the key is the sha256 of the decoded pixels (or of the upstream arrays), the
+model files' sha256s and the options the stage depends on. A batch call sends every photo (and every pair) of
+a stage through the network together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..checkpoints import get_entry
 from ..engine_cache import ContentCache, array_digest, content_key, default_cache, freeze
-from ..monitoring import Monitor, StepMetrics
+from ..monitoring import Monitor
 from ..vision.images import ImageSource, LoadedImage, load_image
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import CpVtonGmm, CpVtonTom, TryOnInput, VitonHdAlias, VitonHdGmm, VitonHdSeg
-from .models import Checkpoint, ModelPool, ModelsArgument, ModelSet, default_pool, model_set
+from . import optional_steps
+from .context import CACHE_VERSION, Arrays, Item, Photo, RunContext, count
+from .models import Checkpoint, ModelPool, ModelsArgument, default_pool, model_set
 from .options import TryOnOptions
+from .quality import quality_report
 from .result import ModelInfo, TryOnResult
 from .stages import (
     EXTRA_PREFIX,
@@ -40,11 +44,7 @@ from .stages import (
     vitonhd_arrays,
 )
 
-CACHE_VERSION = 1
-"""Part of every cache key: raise it when a change of the engine changes its outputs."""
-
 ImageInput = ImageSource | LoadedImage
-Arrays = dict[str, np.ndarray]
 TRYON_ROLES = {"cpvton": ("gmm", "tom"), "vitonhd": ("seg", "gmm", "alias")}
 
 
@@ -61,28 +61,10 @@ class TryOnRequest:
     garment_mask: np.ndarray | None = None
 
 
-@dataclass
-class _Photo:
-    image: np.ndarray
-    digest: str
-    name: str
-
-
-@dataclass
-class _Item:
-    person: _Photo
-    garment: _Photo
-    keypoints: Arrays | None = None
-    parsing: Arrays | None = None
-    garment_mask: Arrays | None = None
-    tryon: Arrays | None = None
-    cached: list[str] = field(default_factory=list)
-
-
-def _decode(source: ImageInput, what: str) -> _Photo:
+def _decode(source: ImageInput, what: str) -> Photo:
     loaded = source if isinstance(source, LoadedImage) else load_image(source)
     name = str(source) if isinstance(source, str) or hasattr(source, "__fspath__") else f"the {what} photo"
-    return _Photo(loaded.pixels, array_digest(loaded.pixels), name)
+    return Photo(loaded.pixels, array_digest(loaded.pixels), name)
 
 
 def _given_keypoints(keypoints: np.ndarray) -> Arrays:
@@ -92,7 +74,7 @@ def _given_keypoints(keypoints: np.ndarray) -> Arrays:
     return freeze({"people": array[None], "keypoints": array})
 
 
-def _given_parsing(parsing: np.ndarray, photo: _Photo) -> Arrays:
+def _given_parsing(parsing: np.ndarray, photo: Photo) -> Arrays:
     array = np.asarray(parsing)
     if array.shape != photo.image.shape[:2] or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(
@@ -104,7 +86,7 @@ def _given_parsing(parsing: np.ndarray, photo: _Photo) -> Arrays:
     return freeze({"parsing": array.astype(np.uint8)})
 
 
-def _given_mask(mask: np.ndarray, photo: _Photo) -> Arrays:
+def _given_mask(mask: np.ndarray, photo: Photo) -> Arrays:
     array = np.asarray(mask)
     if array.shape != photo.image.shape[:2]:
         raise ValueError(f"garment_mask {array.shape} must be the garment photo's size {photo.image.shape[:2]}")
@@ -117,10 +99,6 @@ def _given_mask(mask: np.ndarray, photo: _Photo) -> Arrays:
     return freeze({"garment_mask": array})
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'s' * (number != 1)}"
-
-
 def _request(pair: TryOnRequest | tuple[ImageInput, ImageInput]) -> TryOnRequest:
     if isinstance(pair, TryOnRequest):
         return pair
@@ -129,85 +107,7 @@ def _request(pair: TryOnRequest | tuple[ImageInput, ImageInput]) -> TryOnRequest
     raise TypeError(f"a batch takes (person, garment) pairs or TryOnRequest items, got {type(pair).__name__}")
 
 
-class _Run:
-    """One call's state: options, cache, monitor, pool, the chosen checkpoints."""
-
-    def __init__(
-        self,
-        options: TryOnOptions,
-        cache: ContentCache | None,
-        monitor: Monitor,
-        progress: Callable[[str], None] | None,
-        pool: ModelPool,
-    ) -> None:
-        self.options = options
-        self.cache = cache
-        self.monitor = monitor
-        self.progress = progress
-        self.pool = pool
-        self.steps: list[StepMetrics] = []
-        self.models = ModelSet("no checkpoints", {})
-        self.chosen: dict[str, Checkpoint] = {}
-
-    @contextmanager
-    def step(self, name: str, detail: str = "") -> Iterator[None]:
-        if self.progress is not None:
-            self.progress(f"{name}{f' ({detail})' if detail else ''}")
-        handle = None
-        try:
-            with self.monitor.step(name) as handle:
-                yield
-        finally:
-            if handle is not None and handle.metrics is not None:
-                self.steps.append(handle.metrics)
-
-    def wrapper(self, role: str, factory: Callable[..., Any], **settings: Any) -> Any:
-        return self.pool.wrapper(
-            self.chosen[role], self.options.device, self.options.torch_dtype, self.models, factory, **settings
-        )
-
-    def lookup(self, keys: Sequence[str]) -> tuple[dict[str, Arrays], list[str]]:
-        """Cached arrays by key, and the distinct keys that missed (in order)."""
-        found: dict[str, Arrays] = {}
-        missing: list[str] = []
-        for key in keys:
-            if key in found or key in missing:
-                continue
-            arrays = self.cache.get(key) if self.cache is not None else None
-            if arrays is None:
-                missing.append(key)
-            else:
-                found[key] = arrays
-        return found, missing
-
-    def store(self, key: str, arrays: Arrays) -> Arrays:
-        return self.cache.put(key, arrays) if self.cache is not None else freeze(arrays)
-
-    def photo_stage(
-        self,
-        stage: str,
-        photos: dict[str, _Photo],
-        config: dict[str, Any],
-        compute: Callable[[list[np.ndarray]], list[Arrays]],
-    ) -> tuple[dict[str, Arrays], set[str]]:
-        """Arrays per photo digest for one per-photo stage (named as its role), computing only the cache
-        misses, in one call."""
-        model = self.chosen[stage].sha256
-        keys = {
-            digest: content_key(stage=stage, version=CACHE_VERSION, image=digest, model=model, config=config)
-            for digest in photos
-        }
-        with self.step(stage, _count(len(photos), "photo")):
-            found, missing = self.lookup(list(keys.values()))
-            if missing:
-                by_key = {key: digest for digest, key in keys.items()}
-                computed = compute([photos[by_key[key]].image for key in missing])
-                found.update({key: self.store(key, arrays) for key, arrays in zip(missing, computed, strict=True)})
-        hits = {digest for digest, key in keys.items() if key not in missing}
-        return {digest: found[key] for digest, key in keys.items()}, hits
-
-
-def _pose(run: _Run, items: list[_Item]) -> None:
+def _pose(run: RunContext, items: list[Item]) -> None:
     photos = {item.person.digest: item.person for item in items if item.keypoints is None}
     if not photos:
         return
@@ -223,7 +123,7 @@ def _pose(run: _Run, items: list[_Item]) -> None:
             item.cached += ["pose"] * (item.person.digest in hits)
 
 
-def _parsing(run: _Run, items: list[_Item]) -> None:
+def _parsing(run: RunContext, items: list[Item]) -> None:
     photos = {item.person.digest: item.person for item in items if item.parsing is None}
     if not photos:
         return
@@ -240,7 +140,7 @@ def _parsing(run: _Run, items: list[_Item]) -> None:
             item.cached += ["parsing"] * (item.person.digest in hits)
 
 
-def _garment_masks(run: _Run, items: list[_Item]) -> None:
+def _garment_masks(run: RunContext, items: list[Item]) -> None:
     photos = {item.garment.digest: item.garment for item in items if item.garment_mask is None}
     if not photos:
         return
@@ -260,7 +160,7 @@ def _garment_masks(run: _Run, items: list[_Item]) -> None:
             item.cached += ["garment_mask"] * (item.garment.digest in hits)
 
 
-def _tryon_key(run: _Run, pipeline: str, item: _Item) -> str:
+def _tryon_key(run: RunContext, pipeline: str, item: Item) -> str:
     assert item.keypoints is not None and item.parsing is not None and item.garment_mask is not None
     return content_key(
         stage="tryon",
@@ -276,7 +176,7 @@ def _tryon_key(run: _Run, pipeline: str, item: _Item) -> str:
     )
 
 
-def _inputs(items: list[_Item]) -> list[TryOnInput]:
+def _inputs(items: list[Item]) -> list[TryOnInput]:
     inputs = []
     for item in items:
         assert item.keypoints is not None and item.parsing is not None and item.garment_mask is not None
@@ -292,21 +192,21 @@ def _inputs(items: list[_Item]) -> list[TryOnInput]:
     return inputs
 
 
-def _cpvton(run: _Run, items: list[_Item]) -> list[Arrays]:
+def _cpvton(run: RunContext, items: list[Item]) -> list[Arrays]:
     batch = run.options.batch_size
-    with run.step("gmm", _count(len(items), "pair")):
+    with run.step("gmm", count(len(items), "pair")):
         warps = run.wrapper("gmm", CpVtonGmm, batch_size=batch)(_inputs(items))
     with run.step("tom"):
         results = run.wrapper("tom", CpVtonTom, batch_size=batch)(warps)
     return [cpvton_arrays(result) for result in results]
 
 
-def _vitonhd(run: _Run, items: list[_Item]) -> list[Arrays]:
+def _vitonhd(run: RunContext, items: list[Item]) -> list[Arrays]:
     options = run.options
     for item in items:
         assert item.keypoints is not None
         check_vitonhd_pose(item.keypoints["keypoints"], item.person.name)
-    with run.step("seg", _count(len(items), "pair")):
+    with run.step("seg", count(len(items), "pair")):
         seg = run.wrapper(
             "seg", VitonHdSeg, size=options.vitonhd_size, seed=options.seed, batch_size=options.batch_size
         )
@@ -318,7 +218,7 @@ def _vitonhd(run: _Run, items: list[_Item]) -> list[Arrays]:
     return [vitonhd_arrays(result) for result in results]
 
 
-def _tryon(run: _Run, pipeline: str, items: list[_Item]) -> None:
+def _tryon(run: RunContext, pipeline: str, items: list[Item]) -> None:
     keys = [_tryon_key(run, pipeline, item) for item in items]
     found, missing = run.lookup(keys)
     if missing:
@@ -331,7 +231,7 @@ def _tryon(run: _Run, pipeline: str, items: list[_Item]) -> None:
         item.cached += ["tryon"] * (key not in missing)
 
 
-def _notes(item: _Item, pipeline_roles: dict[str, Checkpoint]) -> tuple[str, ...]:
+def _notes(item: Item, pipeline_roles: dict[str, Checkpoint]) -> tuple[str, ...]:
     notes = []
     assert item.keypoints is not None and item.garment_mask is not None
     if "pose" in pipeline_roles and not len(item.keypoints["people"]):
@@ -341,12 +241,23 @@ def _notes(item: _Item, pipeline_roles: dict[str, Checkpoint]) -> tuple[str, ...
     return tuple(notes)
 
 
-def _result(run: _Run, pipeline: str, item: _Item, infos: dict[str, ModelInfo]) -> TryOnResult:
+def _result(run: RunContext, pipeline: str, item: Item, infos: dict[str, ModelInfo]) -> TryOnResult:
     assert item.keypoints is not None and item.parsing is not None
     assert item.garment_mask is not None and item.tryon is not None
     parsing_entry = run.chosen.get("parsing")
     labels = get_entry(parsing_entry.entry).labels if parsing_entry is not None else None
     extras = {name[len(EXTRA_PREFIX) :]: value for name, value in item.tryon.items() if name.startswith(EXTRA_PREFIX)}
+    extras.update(item.extras)
+    tryon = {name: item.tryon[name] for name in TRYON_ARRAYS} | {"tryon": item.result_image()}
+    report = None
+    if item.quality is not None:
+        report = quality_report(
+            item.quality,
+            pipeline=pipeline,
+            models={role: info.to_dict() for role, info in infos.items()},
+            steps=[step.to_report() for step in run.steps],
+            optional_steps=item.records,
+        )
     return TryOnResult(
         pipeline=pipeline,
         person=item.person.image,
@@ -356,13 +267,15 @@ def _result(run: _Run, pipeline: str, item: _Item, infos: dict[str, ModelInfo]) 
         parsing=item.parsing["parsing"],
         parsing_names=parsing_names(labels),
         garment_mask=item.garment_mask["garment_mask"],
-        **{name: item.tryon[name] for name in TRYON_ARRAYS},
+        **tryon,
         extras=extras,
         models=dict(infos),
         skipped=dict(run.models.skipped),
         steps=run.steps,
         cached=tuple(item.cached),
         notes=_notes(item, run.chosen),
+        optional_steps=dict(item.records),
+        quality=report,
     )
 
 
@@ -391,19 +304,19 @@ def run_virtual_try_on_batch(
     if not requests:
         return []
     store = default_cache() if cache is True else cache if isinstance(cache, ContentCache) else None
-    run = _Run(
+    run = RunContext(
         options if options is not None else TryOnOptions(),
         store,
         monitor if monitor is not None else Monitor(),
         progress,
         pool if pool is not None else default_pool(),
     )
-    with run.step("inputs", _count(len(requests), "pair")):
+    with run.step("inputs", count(len(requests), "pair")):
         items = []
         for request in requests:
             person, garment = _decode(request.person, "person"), _decode(request.garment, "garment")
             items.append(
-                _Item(
+                Item(
                     person,
                     garment,
                     keypoints=_given_keypoints(request.keypoints) if request.keypoints is not None else None,
@@ -411,6 +324,7 @@ def run_virtual_try_on_batch(
                     garment_mask=_given_mask(request.garment_mask, garment)
                     if request.garment_mask is not None
                     else None,
+                    given_mask=request.garment_mask is not None,
                 )
             )
     given = [
@@ -421,11 +335,15 @@ def run_virtual_try_on_batch(
     with run.step("models"):
         run.models = model_set(models)
         chosen_pipeline, run.chosen = run.models.select(pipeline, given)
+        run.chosen.update(run.models.optional(optional_steps.wanted_roles(run.options)))
         infos = {role: ModelInfo(c.entry, c.sha256, c.shown) for role, c in run.chosen.items()}
     _pose(run, items)
     _parsing(run, items)
     _garment_masks(run, items)
+    optional_steps.mask_refinement(run, items)
     _tryon(run, chosen_pipeline, items)
+    optional_steps.face_restoration(run, items)
+    optional_steps.quality(run, items)
     return [_result(run, chosen_pipeline, item, infos) for item in items]
 
 

@@ -34,16 +34,16 @@ class PositionEmbeddingRandom(nn.Module):
     def forward(self, size: tuple[int, int]) -> torch.Tensor:
         """Encoding of the pixel centres of an H x W grid: 2F x H x W."""
         height, width = size
-        device = self.positional_encoding_gaussian_matrix.device
-        ys = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) / height
-        xs = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width
+        matrix = self.positional_encoding_gaussian_matrix
+        ys = (torch.arange(height, device=matrix.device, dtype=matrix.dtype) + 0.5) / height
+        xs = (torch.arange(width, device=matrix.device, dtype=matrix.dtype) + 0.5) / width
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)
         return self._pe_encoding(grid).permute(2, 0, 1)
 
     def forward_with_coords(self, coords: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:
         """Encoding of B x N x 2 (x, y) pixel coordinates in an image of size (H, W)."""
         scale = torch.tensor([image_size[1], image_size[0]], device=coords.device)
-        return self._pe_encoding((coords / scale).to(torch.float))
+        return self._pe_encoding((coords / scale).to(self.positional_encoding_gaussian_matrix.dtype))
 
 
 class PromptEncoder(nn.Module):

@@ -360,3 +360,14 @@ def draw_grid(
     lattice[..., :, ::spacing] = 1.0
     coverage = warp(lattice, sampling[None], align_corners=align_corners, padding_mode="zeros")[0, 0]
     return _blend(image, color, coverage.clamp(0.0, 1.0).numpy())
+
+
+def side_by_side(*images: np.ndarray) -> np.ndarray:
+    """RGB images next to each other at a common height (white gaps of 4 pixels)."""
+    height = max(image.shape[0] for image in images)
+    gap = np.full((height, 4, 3), 255, dtype=np.uint8)
+    parts = []
+    for image in images:
+        scaled = cv2.resize(image, (max(1, round(image.shape[1] * height / image.shape[0])), height))
+        parts += [scaled, gap]
+    return np.ascontiguousarray(np.concatenate(parts[:-1], axis=1))

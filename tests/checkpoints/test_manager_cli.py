@@ -13,6 +13,7 @@ from mycloset_assets.checkpoints.convert import file_sha256
 from mycloset_assets.manager_cli import add_models_commands
 
 LIN = "lpips_alex_lin"
+TRUNK = "torchvision_alexnet_features"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,10 +86,15 @@ def test_backup_verify_and_deps(models, synth_file, tmp_path):
     report = json.loads(out)
     assert status == 0 and report["models"][0]["missing"] == ["torchvision_alexnet_features"]
     assert report["best"] is None and report["pipelines"]["cpvton"]["missing"]["gmm"] == ["cpvton_gmm"]
+    assert report["steps"]["quality"] == {
+        "step": "quality",
+        "complete": False,
+        "roles": {},
+        "missing": {"lpips": ["lpips_alex_lin", "lpips_vgg_lin"], "clip": ["clip_vit_b32"]},
+    }
     status, out, _ = models("deps")
-    assert "cpvton needs pose (openpose_body_coco18)" in out and out.rstrip().endswith(
-        "best pipeline: none is complete"
-    )
+    assert "cpvton needs pose (openpose_body_coco18)" in out and "best pipeline: none is complete" in out
+    assert out.rstrip().endswith("step quality: needs lpips (lpips_alex_lin or lpips_vgg_lin), clip (clip_vit_b32)")
 
     status, out, _ = models("backup", LIN, str(tmp_path / "out"))
     assert status == 0 and out.strip().endswith("lpips_alex_lin-v1.card.json")
@@ -104,3 +110,15 @@ def test_backup_verify_and_deps(models, synth_file, tmp_path):
     assert status == 1 and json.loads(out)["checks"][0]["status"] == "mismatch"
     status, out, _ = models("verify")
     assert status == 1 and "mismatch" in out and "1 of 1 stored file(s) damaged or missing" in out
+
+
+def test_deps_names_what_each_optional_step_uses(models, synth_file):
+    models("register", str(synth_file(LIN, 0)))
+    models("register", str(synth_file(TRUNK)))
+    report = json.loads(models("deps", "--json")[1])
+    assert report["steps"]["quality"]["roles"] == {"lpips": LIN}
+    assert report["steps"]["quality"]["missing"] == {"clip": ["clip_vit_b32"]}
+    assert report["steps"]["face_restoration"]["missing"] == {"face_restoration": ["gfpgan_v1_4"]}
+    out = models("deps")[1]
+    assert f"step quality: needs clip (clip_vit_b32) (uses lpips={LIN})" in out
+    assert "step mask_refinement: needs mask_refinement (mobile_sam)" in out

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from mycloset_assets.defs.image_checks import PLAUSIBLE_CHECK, RUNTIME_CHECK
-from mycloset_assets.defs.images import PREVIEW_SIDE, garment_image, person_image, preview, side_by_side, thumbnail
+from mycloset_assets.defs.images import PREVIEW_SIDE, garment_image, person_image, preview, thumbnail
 from mycloset_assets.defs.io_managers import OpenFormatIOManager
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key
+from mycloset_assets.vision.drawing import side_by_side
 from mycloset_assets.vision.images import load_image
 
 DEMO = Path(__file__).parents[2] / "mycloset_assets" / "demo_data"

@@ -1,0 +1,239 @@
+"""The quality report of each try-on pair, downstream of ``tryon_result``, and its checks.
+
+``quality_report`` (JSON per pair, the engine's quality.json: every figure with its meaning and direction, the
+weights that produced them, the step's time and memory) compares the stored person photo with the stored result
+outside the garment and clothing regions (LPIPS, SSIM), the garment photo's garment with the result's garment
+region (CLIP), and the warped garment's mask with the person's parsed clothes (IoU). LPIPS and CLIP use the
+cards of ``lpips_model`` and ``clip_model`` when those are materialised; otherwise the report says why those
+figures are missing. The side-by-side picture (person, garment, warped garment, result) is the preview.
+
+Each figure has a WARN check whose threshold is run configuration, so the UI marks the doubtful results; a
+figure a pair could not get (no checkpoint) does not fail its check, and the check's description says so.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import numpy as np
+from pydantic import Field
+
+from ..engine.optional_steps import clothing_reference
+from ..engine.quality import METRICS, QualityFigures, QualityInputs, measure_quality, quality_picture
+from ..engine.quality import quality_report as report_of
+from ..monitoring import Monitor
+from ..wrappers.quality import ClipSimilarity, LpipsDistance
+from .image_checks import LOAD_STEP, RuntimeCheckConfig, StepFigures, runtime_result
+from .images import (
+    SINGLE_RUN,
+    STORED,
+    add_partition_metadata,
+    garment_image,
+    partition_output,
+    partition_values,
+    preview,
+)
+from .images import person_image as person_photo
+from .io_managers import OpenFormatStorage, read_value
+from .models import MODEL_ASSETS
+from .partitions import pairs, split_pair_key
+from .resources import ModelFactoryResource
+from .tryon import GPU_POOL, TRYON_GROUP, garment_mask, human_parsing, read_partitions
+
+WEIGHT_ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom", "lpips", "clip")
+PIPELINE = "cpvton"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Where a figure turns doubtful: ``field`` of :class:`QualityConfig`, and whether the figure must stay
+    below it (``"max"``) or above it (``"min"``)."""
+
+    field: str
+    bound: str
+
+    def passes(self, value: float, limit: float) -> bool:
+        """True when ``value`` is on the good side of ``limit``."""
+        return value <= limit if self.bound == "max" else value >= limit
+
+
+THRESHOLDS: dict[str, Threshold] = {
+    "lpips_outside_garment": Threshold("max_lpips_outside_garment", "max"),
+    "ssim_outside_garment": Threshold("min_ssim_outside_garment", "min"),
+    "clip_garment_similarity": Threshold("min_clip_garment_similarity", "min"),
+    "warp_mask_iou": Threshold("min_warp_mask_iou", "min"),
+}
+
+
+class QualityConfig(RuntimeCheckConfig):
+    """Where each figure of the quality report turns doubtful (a WARN), and the LPIPS working size."""
+
+    max_lpips_outside_garment: float = Field(
+        default=0.3, description="LPIPS outside the garment above which identity or background changed too much."
+    )
+    min_ssim_outside_garment: float = Field(
+        default=0.6, description="SSIM outside the garment below which identity or background changed too much."
+    )
+    min_clip_garment_similarity: float = Field(
+        default=0.7, description="CLIP similarity of garment and worn garment below which the garment changed."
+    )
+    min_warp_mask_iou: float = Field(
+        default=0.5, description="IoU of warped garment and parsed clothes below which the warp missed the body."
+    )
+    lpips_max_side: int = Field(default=512, description="LPIPS runs on copies at most this large (pixels).")
+
+
+def quality_check_specs() -> list[dg.AssetCheckSpec]:
+    """The runtime check and one WARN check per figure of the report."""
+    specs = [
+        dg.AssetCheckSpec(
+            "runtime",
+            asset="quality_report",
+            description="Wall time per pair, peak RSS and device memory stayed within the configured limits.",
+        )
+    ]
+    for name, threshold in THRESHOLDS.items():
+        metric = METRICS[name]
+        side = "at most" if threshold.bound == "max" else "at least"
+        specs.append(
+            dg.AssetCheckSpec(
+                name,
+                asset="quality_report",
+                description=f"{metric.meaning[0].upper()}{metric.meaning[1:]}. Passes when every pair's figure is "
+                f"{side} {threshold.field} ({metric.better} is better); WARN otherwise.",
+            )
+        )
+    return specs
+
+
+def stored_cards(storage: dg.IOManager, roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The stored model cards of ``roles`` that are materialised (the others are left out)."""
+    if not isinstance(storage, OpenFormatStorage):
+        raise dg.Failure("quality_report reads the model cards through OpenFormatIOManager", allow_retries=False)
+    cards = {}
+    for role in roles:
+        try:
+            cards[role] = read_value(storage.stem(MODEL_ASSETS[role].key))
+        except FileNotFoundError:
+            continue
+    return cards
+
+
+def figure_check(
+    name: str, figures: Mapping[str, QualityFigures], config: QualityConfig, step: StepFigures
+) -> dg.AssetCheckResult:
+    """WARN when a pair's figure is on the doubtful side of its threshold; pairs without the figure are named."""
+    threshold = THRESHOLDS[name]
+    limit = float(getattr(config, threshold.field))
+    values = {key: item.values[name] for key, item in figures.items() if name in item.values}
+    missing = {key: item.skipped[name] for key, item in figures.items() if name in item.skipped}
+    doubtful = sorted(key for key, value in values.items() if not threshold.passes(value, limit))
+    parts = []
+    if doubtful:
+        parts.append("doubtful: " + "; ".join(f"{key} {values[key]:.4f}" for key in doubtful[:5]))
+    if missing:
+        parts.append("not computed: " + "; ".join(f"{key} ({why})" for key, why in list(missing.items())[:5]))
+    if values and not doubtful:
+        parts.insert(0, f"all {len(values)} computed figures within {threshold.bound} {limit:g}")
+    return dg.AssetCheckResult(
+        check_name=name,
+        passed=not doubtful,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=" | ".join(parts),
+        metadata={
+            **step.metadata(),
+            "threshold": limit,
+            "better": METRICS[name].better,
+            "values": dg.MetadataValue.json({key: round(value, 6) for key, value in values.items()}),
+            "worst": round(max(values.values()) if threshold.bound == "max" else min(values.values()), 6)
+            if values
+            else None,
+        },
+    )
+
+
+def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    return {
+        role: {"entry": card["entry"], "sha256": card["sha256"], "path": card["file"]} for role, card in cards.items()
+    }
+
+
+@dg.asset(
+    partitions_def=pairs,
+    backfill_policy=SINGLE_RUN,
+    pool=GPU_POOL,
+    group_name=TRYON_GROUP,
+    kinds={"pytorch", "json"},
+    deps=[
+        dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping())
+        for asset in (person_photo, garment_image, garment_mask, human_parsing)
+    ]
+    + [MODEL_ASSETS[role] for role in ("lpips", "clip")],
+    dagster_type=STORED,
+    check_specs=quality_check_specs(),
+)
+def quality_report(
+    context: dg.AssetExecutionContext,
+    config: QualityConfig,
+    tryon_result: Any,
+    warped_garment: Any,
+    model_factory: ModelFactoryResource,
+    io_manager: dg.ResourceParam[dg.IOManager],
+) -> dg.MaterializeResult:
+    """How good each try-on result is (JSON): LPIPS and SSIM outside the garment, CLIP similarity of the garment,
+    IoU of the warp with the parsed clothes, each with its meaning and direction, the weights that produced them
+    (entry, sha256, whether it is the published file) and what the step cost."""
+    halves = {key: split_pair_key(key) for key in context.partition_keys}
+    results, warps = partition_values(context, tryon_result), partition_values(context, warped_garment)
+    people = [person for person, _ in halves.values()]
+    clothes = [garment for _, garment in halves.values()]
+    persons = read_partitions(io_manager, person_photo.key, people)
+    parsings = read_partitions(io_manager, human_parsing.key, people)
+    garments = read_partitions(io_manager, garment_image.key, clothes)
+    masks = read_partitions(io_manager, garment_mask.key, clothes)
+    cards = stored_cards(io_manager, WEIGHT_ROLES)
+    monitor = Monitor()
+    with monitor.step(LOAD_STEP):
+        lpips = LpipsDistance(model_factory.load_card(cards["lpips"])) if "lpips" in cards else None
+        clip = ClipSimilarity(model_factory.load_card(cards["clip"])) if "clip" in cards else None
+    with monitor.step("quality_report"):
+        figures = {}
+        for key, (person, garment) in halves.items():
+            inputs = QualityInputs(
+                person=persons[person],
+                garment=garments[garment],
+                garment_mask=np.asarray(masks[garment]) > 0,
+                clothing_mask=clothing_reference(parsings[person]),
+                warped_mask=warps[key]["warped_mask"],
+                result=results[key],
+            )
+            figures[key] = measure_quality(inputs, lpips, clip, config.lpips_max_side)
+    steps = [step.to_report() for step in monitor.steps]
+    reports = {
+        key: report_of(
+            item,
+            pipeline=PIPELINE,
+            models=_weights(cards),
+            steps=steps,
+            optional_steps={"quality": {"ran": True, "skipped_figures": sorted(item.skipped)}},
+        )
+        for key, item in figures.items()
+    }
+    metadata = {
+        key: {
+            **{name: round(value, 4) for name, value in figures[key].values.items()},
+            "not_computed": dg.MetadataValue.json(figures[key].skipped),
+            "preview": preview(
+                quality_picture(persons[person], garments[garment], warps[key]["warped_garment"], results[key]),
+                "quality",
+            ),
+        }
+        for key, (person, garment) in halves.items()
+    }
+    add_partition_metadata(context, io_manager, reports, metadata)
+    step = StepFigures.of(monitor, len(reports))
+    checks = [runtime_result(step, config)] + [figure_check(name, figures, config, step) for name in THRESHOLDS]
+    return dg.MaterializeResult(
+        value=partition_output(context, reports), metadata=step.metadata(), check_results=checks
+    )

@@ -1,0 +1,240 @@
+"""The optional steps of a try-on run: MobileSAM mask refinement (before the try-on), GFPGAN face restoration
+and the quality figures (after it). Each runs when it is switched on and its checkpoint is present, and leaves a
+record on every pair: ``{"ran": True, ...}`` or ``{"ran": False, "reason": ...}``.
+
+Each step is cached by content like the others: refinement per photo (pixels, the mask refined, the network),
+restoration per result image and keypoints, figures per result and the arrays they compare.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from ..engine_cache import array_digest, content_key, freeze
+from ..pipelines import OPTIONAL_ROLES
+from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
+from ..vision.face import FaceNotFoundError, find_face
+from ..vision.prompts import EmptyMaskError, Refinement, SamPrompt, agree, garment_prompt, person_clothing_prompt
+from ..wrappers.face import FaceRestorer
+from ..wrappers.quality import ClipSimilarity, LpipsDistance
+from ..wrappers.sam import MaskRefiner
+from .context import CACHE_VERSION, Arrays, Item, Photo, RunContext, count
+from .quality import QualityFigures, QualityInputs, measure_quality
+
+STEP_ROLES: dict[str, tuple[str, ...]] = {
+    "mask_refinement": ("mask_refinement",),
+    "face_restoration": ("face_restoration",),
+    "quality": ("lpips", "clip"),
+}
+
+
+def wanted_roles(options: Any) -> list[str]:
+    """The optional roles of the steps ``options`` switch on."""
+    return [role for step, roles in STEP_ROLES.items() if getattr(options, step) for role in roles]
+
+
+def _skip(items: list[Item], step: str, reason: str) -> None:
+    for item in items:
+        item.records[step] = {"ran": False, "reason": reason}
+
+
+def _absent(role: str) -> str:
+    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])})"
+
+
+def _switched_off(step: str) -> str:
+    return f"switched off ({step}=False)"
+
+
+def clothing_reference(parsing: np.ndarray) -> np.ndarray:
+    """The person's clothes a top replaces in the parsing: upper clothes, dress, coat (CP-VTON's ``parse_cloth``
+    ids, the same in LIP-20 and CIHP-20)."""
+    return labels_in(parsing, CPVTON_CLOTH_LABELS)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    return freeze({"array": array})["array"]
+
+
+def _describe(refinement: Refinement) -> dict[str, Any]:
+    return {
+        "iou": round(float(refinement.iou), 6),
+        "kept": bool(refinement.kept),
+        "sam_score": round(float(refinement.score), 6),
+        "reason": refinement.reason,
+    }
+
+
+def _segment(
+    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt
+) -> tuple[Arrays, bool]:
+    key = content_key(
+        stage="mask_refinement",
+        version=CACHE_VERSION,
+        image=photo.digest,
+        reference=array_digest(reference),
+        model=run.chosen["mask_refinement"].sha256,
+        config=run.options.refinement_config(),
+    )
+    found, missing = run.lookup([key])
+    if missing:
+        sam = refiner.segment(photo.image, prompt)
+        return run.store(key, {"mask": sam.mask, "score": np.float64(sam.score)}), False
+    return found[key], True
+
+
+def _refine(
+    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt
+) -> tuple[Refinement, bool]:
+    arrays, hit = _segment(run, refiner, photo, reference, prompt)
+    return agree(reference, arrays["mask"], float(arrays["score"]), run.options.refinement_iou), hit
+
+
+def mask_refinement(run: RunContext, items: list[Item]) -> None:
+    """Refine each garment photo's mask (the refined mask replaces it when kept, so the warp reads it) and each
+    person's clothing mask (kept, it marks the clothes the quality figures leave out)."""
+    if not run.options.mask_refinement:
+        return _skip(items, "mask_refinement", _switched_off("mask_refinement"))
+    if "mask_refinement" not in run.chosen:
+        return _skip(items, "mask_refinement", _absent("mask_refinement"))
+    with run.step("mask_refinement", count(len(items), "pair")):
+        refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)
+        garments: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
+        people: dict[tuple[str, str], tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
+        for item in items:
+            assert item.garment_mask is not None and item.parsing is not None and item.keypoints is not None
+            if item.garment.digest not in garments:
+                garments[item.garment.digest] = _refine_garment(run, refiner, item)
+            record, garment_mask, raw = garments[item.garment.digest]
+            item.garment_mask = {"garment_mask": _frozen(garment_mask)}
+            if raw is not None:
+                item.extras["sam_garment_mask"] = raw
+            person_key = (item.person.digest, array_digest(item.parsing["parsing"]))
+            if person_key not in people:
+                people[person_key] = _refine_clothing(run, refiner, item)
+            person_record, clothing, raw_clothing = people[person_key]
+            item.clothing_mask = _frozen(clothing)
+            if raw_clothing is not None:
+                item.extras["sam_clothing_mask"] = raw_clothing
+            item.records["mask_refinement"] = {"ran": True, "garment": record, "clothing": person_record}
+
+
+def _refine_garment(
+    run: RunContext, refiner: MaskRefiner, item: Item
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    assert item.garment_mask is not None
+    reference = item.garment_mask["garment_mask"]
+    if item.given_mask:
+        return {"reason": "not refined: the garment mask was given"}, reference, None
+    try:
+        prompt = garment_prompt(reference)
+    except EmptyMaskError as exc:
+        return {"reason": f"not refined: {exc}"}, reference, None
+    refinement, hit = _refine(run, refiner, item.garment, reference, prompt)
+    item.cached += ["mask_refinement"] * hit
+    return _describe(refinement), refinement.mask, refinement.refined
+
+
+def _refine_clothing(
+    run: RunContext, refiner: MaskRefiner, item: Item
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+    assert item.parsing is not None and item.keypoints is not None
+    reference = clothing_reference(item.parsing["parsing"])
+    try:
+        prompt = person_clothing_prompt(reference, item.keypoints["keypoints"])
+    except EmptyMaskError as exc:
+        return {"reason": f"not refined: {exc}"}, reference, None
+    refinement, _ = _refine(run, refiner, item.person, reference, prompt)
+    return _describe(refinement), refinement.mask, refinement.refined
+
+
+def face_restoration(run: RunContext, items: list[Item]) -> None:
+    """Restore the face of each result with GFPGAN where the pose shows it; the restored image becomes the
+    result and the one before is kept as ``tryon_before_restoration``."""
+    options = run.options
+    if not options.face_restoration:
+        return _skip(items, "face_restoration", _switched_off("face_restoration"))
+    if "face_restoration" not in run.chosen:
+        return _skip(items, "face_restoration", _absent("face_restoration"))
+    with run.step("face_restoration", count(len(items), "pair")):
+        restorer: FaceRestorer | None = None
+        for item in items:
+            assert item.keypoints is not None and item.tryon is not None
+            image, keypoints = item.tryon["tryon"], item.keypoints["keypoints"]
+            try:
+                find_face(keypoints, min_score=options.face_min_score, min_eye_distance=options.face_min_eye_distance)
+            except FaceNotFoundError as exc:
+                item.records["face_restoration"] = {"ran": False, "reason": f"no face to restore: {exc}"}
+                continue
+            key = content_key(
+                stage="face_restoration",
+                version=CACHE_VERSION,
+                image=array_digest(image),
+                keypoints=array_digest(keypoints),
+                model=run.chosen["face_restoration"].sha256,
+                config=options.face_config(),
+            )
+            found, missing = run.lookup([key])
+            if missing:
+                if restorer is None:
+                    restorer = run.wrapper(
+                        "face_restoration",
+                        FaceRestorer,
+                        min_score=options.face_min_score,
+                        min_eye_distance=options.face_min_eye_distance,
+                    )
+                restored = restorer(image, keypoints)
+                arrays = run.store(
+                    key,
+                    {"tryon": restored.image, "face": restored.restored_face, "box": np.asarray(restored.box)},
+                )
+            else:
+                arrays = found[key]
+                item.cached.append("face_restoration")
+            item.final = arrays["tryon"]
+            item.extras["tryon_before_restoration"] = image
+            item.extras["restored_face"] = arrays["face"]
+            item.records["face_restoration"] = {"ran": True, "box": [int(v) for v in arrays["box"]]}
+
+
+def quality(run: RunContext, items: list[Item]) -> None:
+    """The quality figures of each result (see :mod:`mycloset_assets.engine.quality`)."""
+    options = run.options
+    if not options.quality:
+        return _skip(items, "quality", _switched_off("quality"))
+    with run.step("quality", count(len(items), "pair")):
+        lpips = run.wrapper("lpips", LpipsDistance) if "lpips" in run.chosen else None
+        clip = run.wrapper("clip", ClipSimilarity) if "clip" in run.chosen else None
+        for item in items:
+            assert item.tryon is not None and item.garment_mask is not None and item.parsing is not None
+            if item.clothing_mask is None:
+                item.clothing_mask = _frozen(clothing_reference(item.parsing["parsing"]))
+            inputs = QualityInputs(
+                person=item.person.image,
+                garment=item.garment.image,
+                garment_mask=item.garment_mask["garment_mask"],
+                clothing_mask=item.clothing_mask,
+                warped_mask=item.tryon["warped_mask"],
+                result=item.result_image(),
+            )
+            key = content_key(
+                stage="quality",
+                version=CACHE_VERSION,
+                arrays={name: array_digest(value) for name, value in vars(inputs).items()},
+                models={role: run.chosen[role].sha256 for role in ("lpips", "clip") if role in run.chosen},
+                config=options.quality_config(),
+            )
+            found, missing = run.lookup([key])
+            if missing:
+                figures = measure_quality(inputs, lpips, clip, options.quality_max_side)
+                text = json.dumps({"values": figures.values, "skipped": figures.skipped}).encode()
+                arrays = run.store(key, {"figures": np.frombuffer(text, dtype=np.uint8)})
+            else:
+                arrays = found[key]
+                item.cached.append("quality")
+            item.quality = QualityFigures(**json.loads(arrays["figures"].tobytes()))
+            item.extras["clothing_mask"] = item.clothing_mask
+            item.records["quality"] = {"ran": True, "skipped_figures": sorted(item.quality.skipped)}
