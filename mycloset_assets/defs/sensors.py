@@ -12,7 +12,8 @@ person with every garment when ``pair_all_garments`` is set) and requests a try-
 both photos' assets are materialised.
 
 The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation``,
-``garment_image -> garment_mask``, then ``warped_garment -> tryon_result -> quality_report`` per pair; the builders take others.
+``garment_image -> garment_mask``, then ``warped_garment -> tryon_result -> quality_report`` per pair; the
+builders take others.
 """
 
 import csv

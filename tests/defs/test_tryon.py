@@ -1,9 +1,10 @@
 """The whole graph on a real (ephemeral) instance: synthesized CP-VTON checkpoints, two people x one garment.
 
 Checkpoint files -> analyses -> per-role model cards -> photos -> pose, parsing, representation, garment mask ->
-warped garment -> try-on result. The person partitions are planned by Dagster's own backfill planner (the
-daemon's ``build_run_requests_with_backfill_policies``) and run as the one run it plans; so are the pairs.
-Synthesized weights find nobody in a photo, so content checks may warn; every ERROR check must pass.
+warped garment -> try-on result -> quality report (with the LPIPS and CLIP cards). The person partitions are
+planned by Dagster's own backfill planner (the daemon's ``build_run_requests_with_backfill_policies``) and run
+as the one run it plans; so are the pairs. Synthesized weights find nobody in a photo, so content checks may
+warn; every ERROR check must pass.
 """
 
 import json
@@ -27,6 +28,7 @@ from mycloset_assets.defs.images import garment_image, person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStorage
 from mycloset_assets.defs.models import MODEL_ASSETS
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, split_pair_key
+from mycloset_assets.defs.quality import THRESHOLDS, quality_report
 from mycloset_assets.defs.resources import MODEL_CACHE, ModelFactoryResource
 from mycloset_assets.defs.tryon import (
     TRYON_ASSETS,
@@ -48,10 +50,13 @@ ZOO = {
     "u2netp": "u2netp.pth",
     "cpvton_gmm": "cpvton/gmm_final.pth",
     "cpvton_tom": "cpvton/tom_final.pth",
+    "lpips_alex_lin": "metrics/alex.pth",
+    "torchvision_alexnet_features": "metrics/alexnet-owt-7be5be79.pth",
+    "clip_vit_b32": "metrics/ViT-B-32.pt",
 }
-ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom")
+ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom", "lpips", "clip")
 PERSON_ASSETS = (person_image, pose, human_parsing, person_representation)
-PAIR_ASSETS = (warped_garment, tryon_result)
+PAIR_ASSETS = (warped_garment, tryon_result, quality_report)
 MINE = (person_image, garment_image, *TRYON_ASSETS)
 ALL_ASSETS = [
     checkpoint_analysis,
@@ -60,6 +65,7 @@ ALL_ASSETS = [
     person_image,
     garment_image,
     *TRYON_ASSETS,
+    quality_report,
 ]
 SMALL = {
     "pose": {"scales": [0.25], "max_side": 64},
@@ -75,6 +81,7 @@ FORMATS = {
     "garment_mask": "png",
     "warped_garment": "npz",
     "tryon_result": "png",
+    "quality_report": "json",
 }
 STEP_FIGURES = {"items", "seconds", "seconds_per_item", "cpu_seconds", "peak_rss_mb"}
 MODEL_FIGURES = {"model_entry", "model_file", "model_sha256", "key_match_rate", "load_seconds"}
@@ -211,8 +218,10 @@ def test_every_asset_has_its_file_in_its_open_format(graph):
             if fmt == "png":
                 array = np.array(Image.open(path))
                 assert array.dtype == np.uint8
-            elif fmt == "json":
+            elif asset == "pose":
                 assert len(json.loads(path.read_text())["keypoints"]) == 18
+            elif fmt == "json":
+                assert set(json.loads(path.read_text())["metrics"]) == set(THRESHOLDS)
             else:
                 with np.load(path, allow_pickle=False) as archive:
                     assert archive.files
@@ -269,7 +278,7 @@ def test_a_try_on_result_leads_back_to_the_photos_and_the_checkpoint_files(graph
                 todo.append(parent)
     names = {key.to_user_string() for key in seen}
     assert names >= {"person_image", "garment_image", "pose", "human_parsing", "garment_mask"}
-    assert names >= {f"{role}_model" for role in ROLES} | {"checkpoint_analysis", "canonical_checkpoint"}
+    assert names >= {f"{role}_model" for role in ROLES[:5]} | {"checkpoint_analysis", "canonical_checkpoint"}
     for asset in (pose, human_parsing, garment_mask, warped_garment, tryon_result):
         assert asset.op.pool == "gpu"
     for asset in MINE:
@@ -293,6 +302,38 @@ def test_the_graph_computes_what_the_engine_computes(graph):
             assert np.array_equal(warp["theta"], expected.theta)
             assert np.array_equal(warp["warped_garment"], expected.warped_garment)
         assert np.array_equal(np.array(Image.open(stored(graph, "tryon_result", key))), expected.tryon)
+        report = json.loads(stored(graph, "quality_report", key).read_text())
+        figures = {name: figure["value"] for name, figure in report["metrics"].items()}
+        assert figures == pytest.approx({n: f["value"] for n, f in expected.quality["metrics"].items()}, abs=1e-6)
+        assert set(figures) == set(THRESHOLDS) and report["skipped"] == {}
+        assert {role: weight["sha256"] for role, weight in report["weights"].items()} == {
+            role: info.sha256 for role, info in expected.models.items()
+        }
+
+
+def test_the_quality_report_follows_the_result_and_warns_on_doubtful_figures(graph):
+    parents = {key.to_user_string() for key in graph.defs.resolve_asset_graph().get(quality_report.key).parent_keys}
+    assert parents >= {"tryon_result", "warped_garment", "person_image", "garment_image", "lpips_model", "clip_model"}
+    evaluations = [
+        item
+        for result in graph.results
+        for item in result.get_asset_check_evaluations()
+        if item.asset_key == quality_report.key
+    ]
+    assert {item.check_name for item in evaluations} == {RUNTIME_CHECK, *THRESHOLDS}
+    for item in evaluations:
+        assert item.severity == dg.AssetCheckSeverity.WARN
+        if item.check_name in THRESHOLDS:
+            values = item.metadata["values"].value
+            assert set(values) == set(graph.pairs) and "threshold" in item.metadata
+    for key in graph.pairs:
+        (materialisation,) = [
+            m
+            for result in graph.results
+            for m in result.asset_materializations_for_node("quality_report")
+            if m.partition == key
+        ]
+        assert set(materialisation.metadata) >= set(THRESHOLDS) | {"preview", "path", "not_computed"}
 
 
 def test_pairs_read_exactly_their_photos_and_refuse_what_is_missing(tmp_path):
