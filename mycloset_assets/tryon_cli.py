@@ -19,7 +19,7 @@ from .checkpoints.errors import CheckpointError
 from .checkpoints.manager import ModelManager
 from .engine.errors import EngineError, MissingModelsError
 from .engine.options import TryOnOptions
-from .engine.outputs import REPORT_NAME, save_outputs, write_json
+from .engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs, write_json
 from .engine.run import run_virtual_try_on
 from .engine_cache import ContentCache
 from .monitoring import Monitor
@@ -71,7 +71,9 @@ def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...], qualit
         figures = [[name, f"{m['value']:.4f}", m["better"]] for name, m in quality["metrics"].items()]
         figures += [[name, "-", f"not computed: {why}"] for name, why in quality["skipped"].items()]
         parts += ["", _table(["QUALITY", "VALUE", "BETTER"], figures)]
-    parts += ["", f"wrote {len(report['outputs'])} images and {REPORT_NAME} to {folder}"]
+    images = sum(file.endswith(".png") for file in report["outputs"].values())
+    written = f"{REPORT_NAME} and {QUALITY_NAME}" if quality is not None else REPORT_NAME
+    parts += ["", f"wrote {images} images, {written} to {folder}"]
     parts += [f"note: {note}" for note in notes]
     return "\n".join(parts)
 

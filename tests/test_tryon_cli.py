@@ -23,12 +23,12 @@ from mycloset_assets.tryon_cli import add_tryon_command
 from mycloset_assets.vision.images import EXIF_ORIENTATION_TAG, load_image
 from tests.test_pipeline import CPVTON_FILES, DEMO, add_impostors, link_zoo
 
-REPORT_KEYS = {"pipeline", "models", "steps", "skipped", "outputs"}
+REPORT_KEYS = {"pipeline", "models", "steps", "skipped", "outputs", "optional_steps"}
 STEP_KEYS = {"name", "seconds", "cpu_seconds", "peak_rss_mb"}
-CPVTON_STEPS = ["inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom", "outputs"]
+CPVTON_STEPS = ["inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom", "quality", "outputs"]
 PICTURES = {
     "tryon", "pose", "parsing", "garment_mask", "agnostic", "warped_garment", "warped_mask", "warp_grid", "rendered",
-    "composition_mask",
+    "composition_mask", "clothing_mask", "quality",
 }  # fmt: skip
 
 
@@ -96,10 +96,19 @@ def test_try_on_writes_the_result_the_intermediates_and_the_report(first_run, zo
     assert [step["name"] for step in report["steps"]] == CPVTON_STEPS
     for step in report["steps"]:
         assert set(step) == STEP_KEYS and step["seconds"] >= 0 and step["peak_rss_mb"] > 0
-    assert report["outputs"] == {name: f"{name}.png" for name in PICTURES}
+    assert report["outputs"] == {**{name: f"{name}.png" for name in PICTURES}, "quality_report": "quality.json"}
+    assert report["optional_steps"]["face_restoration"] == {
+        "ran": False,
+        "reason": "no face_restoration checkpoint is available (gfpgan_v1_4)",
+    }
+    quality = json.loads((out / "quality.json").read_text())
+    assert set(quality["metrics"]) == {"ssim_outside_garment", "warp_mask_iou"}
+    assert set(quality["skipped"]) == {"lpips_outside_garment", "clip_garment_similarity"}
+    assert quality["weights"]["tom"]["sha256"] == report["models"]["tom"]["sha256"]
     display = load_image(rotated_person)
     assert display.size == (200, 150) and display.orientation == 6
-    sizes = {name: Image.open(out / file).size for name, file in report["outputs"].items()}
+    pictures = {name: file for name, file in report["outputs"].items() if file.endswith(".png")}
+    sizes = {name: Image.open(out / file).size for name, file in pictures.items()}
     assert sizes["tryon"] == sizes["pose"] == (150, 200)  # PIL sizes are (width, height): portrait, as displayed
     assert sizes["garment_mask"] == (192, 256) and sizes["warped_garment"] == sizes["rendered"] == (192, 256)
     assert np.unique(np.asarray(Image.open(out / "garment_mask.png"))).tolist() in ([0, 255], [0], [255])
@@ -116,6 +125,12 @@ def test_the_readable_summary_and_a_cached_rerun(first_run, tmp_path):
     assert any(line.split()[:2] == ["gmm", "cpvton_gmm"] for line in lines)
     assert any(line.startswith("SKIPPED") for line in lines)
     assert any(line.startswith("note: no person was found") for line in lines)
+    assert any(line.split()[:3] == ["mask_refinement", "no", "no"] for line in lines)
+    table = lines[lines.index(next(line for line in lines if line.startswith("QUALITY"))) + 1 :]
+    figures = {line.split()[0]: line.split()[1:3] for line in table[: table.index("")]}
+    assert figures["ssim_outside_garment"][1] == "higher" and 0 < float(figures["ssim_outside_garment"][0]) <= 1
+    assert figures["lpips_outside_garment"] == ["-", "not"]
+    assert lines[-2].startswith("wrote 12 images, report.json and quality.json to ")
     report = json.loads((tmp_path / "again" / "report.json").read_text())
     assert [step["name"] for step in report["steps"]] == [
         "inputs",
@@ -123,10 +138,24 @@ def test_the_readable_summary_and_a_cached_rerun(first_run, tmp_path):
         "pose",
         "parsing",
         "garment_mask",
+        "quality",
         "outputs",
     ]
     first = first_run["out"] / "tryon.png"
     assert np.array_equal(np.asarray(Image.open(tmp_path / "again" / "tryon.png")), np.asarray(Image.open(first)))
+
+
+def test_optional_steps_can_be_switched_off(first_run, tmp_path):
+    argv = [a for a in first_run["argv"] if a != "--cache" and a != str(first_run["cache"])]
+    argv[argv.index("-o") + 1] = str(tmp_path / "plain")
+    run = run_captured([*argv, "--no-quality", "--no-face-restoration", "--no-mask-refinement"])
+    assert run["status"] == 0, run["stderr"]
+    report = json.loads(run["stdout"])
+    assert report["optional_steps"] == {
+        name: {"ran": False, "reason": f"switched off ({name}=False)"}
+        for name in ("mask_refinement", "face_restoration", "quality")
+    }
+    assert "quality_report" not in report["outputs"] and not (tmp_path / "plain" / "quality.json").exists()
 
 
 def test_missing_checkpoints_are_named_and_exit_1(tmp_path, synth_file, rotated_person):

@@ -159,7 +159,7 @@ def measure_quality(
 
 
 def _no_model(role: str) -> str:
-    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])}) or the step is switched off"
+    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])})"
 
 
 def weight_record(role_info: Mapping[str, str]) -> dict[str, Any]:

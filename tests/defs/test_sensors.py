@@ -180,7 +180,11 @@ def test_pairs_from_csv_wait_for_their_photos_then_run_once(instance, inbox):
     materialise(instance, "garment_mask", keys["shirt.png"])
     second = tick(pairs_sensor, instance, inbox, first.cursor)
     assert [(r.run_key, r.partition_key) for r in second.run_requests] == [(ann_shirt, ann_shirt)]
-    assert second.run_requests[0].asset_selection == [dg.AssetKey("warped_garment"), dg.AssetKey("tryon_result")]
+    assert second.run_requests[0].asset_selection == [
+        dg.AssetKey("warped_garment"),
+        dg.AssetKey("tryon_result"),
+        dg.AssetKey("quality_report"),
+    ]
 
     third = tick(pairs_sensor, instance, inbox, second.cursor)
     assert third.run_requests == [] and "1 waiting" in third.skip_reason.skip_message
