@@ -8,12 +8,20 @@ warm-up (models loaded), prints for one (person, garment) pair, medians of ``--r
    split into the wrappers' pre/post-processing (resizing, decoding, warping: the reference's own work) and
    the engine's own (decoding the photos, hashing, cache keys, selection, the monitor);
 2. the end-to-end time of a cache miss against a hit;
-3. the throughput of one batch of 8 pairs against 8 single calls (8 different crops of the same size).
+3. the throughput of one batch of 8 pairs against 8 single calls (8 different crops of the same size);
+4. with MobileSAM, GFPGAN, LPIPS (with its AlexNet trunk) and CLIP synthesized beside them (``--optional``,
+   on by default without ``--checkpoints``), each step of one full try-on as a share of the whole: mask
+   refinement, face restoration and the quality figures against pose, parsing, masks and the try-on networks.
+   Synthesized OpenPose finds nobody, so this run is given the astronaut's keypoints (``astronaut_keypoints.json``)
+   and has no pose step; its share is measured in 1.
+
+Sections 1 to 3 run the CP-VTON steps alone (the optional steps switched off), as before they existed.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -33,7 +41,10 @@ ROOT = Path(__file__).parents[1]
 DEMO = ROOT / "mycloset_assets" / "demo_data"
 MANIFESTS = ROOT / "tests" / "fixtures" / "manifests"
 CPVTON = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
-NETWORK_STEPS = ("pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias")
+OPTIONAL = ("mobile_sam", "gfpgan_v1_4", "lpips_alex_lin", "torchvision_alexnet_features", "clip_vit_b32")
+WORK_STEPS = ("pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias")
+OPTIONAL_STEPS = ("mask_refinement", "face_restoration", "quality")
+CORE_ONLY = {"mask_refinement": False, "face_restoration": False, "quality": False}
 FAST = TryOnOptions(max_side=256, pose_scales=(0.25,), parsing_size=(256, 256), mask_size=(160, 160))
 
 
@@ -55,9 +66,9 @@ class ForwardTimer:
         self.seconds += time.perf_counter() - self._started.pop(id(module))
 
 
-def synthesize(folder: Path) -> Path:
-    """The CP-VTON checkpoints in their published layouts under ``folder``."""
-    for name in CPVTON:
+def synthesize(folder: Path, names: tuple[str, ...]) -> Path:
+    """The checkpoints ``names`` in their published layouts under ``folder``."""
+    for name in names:
         manifest = json.loads((MANIFESTS / f"{name}.json").read_text())
         write_checkpoint(manifest, folder / name / manifest["published_as"]["file"], 0)
     return folder
@@ -81,11 +92,16 @@ def main() -> None:
     parser.add_argument("--checkpoints", metavar="DIR", help="a checkpoint folder (default: synthesized CP-VTON)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (medians)")
     parser.add_argument("--fast", action="store_true", help="small working sizes instead of the entries' settings")
+    parser.add_argument(
+        "--no-optional", action="store_true", help="do not synthesize the optional steps' checkpoints (no section 4)"
+    )
     args = parser.parse_args()
-    options = FAST if args.fast else TryOnOptions()
+    full = FAST if args.fast else TryOnOptions()
+    options = dataclasses.replace(full, **CORE_ONLY)
 
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(args.checkpoints) if args.checkpoints else synthesize(Path(scratch))
+        names = CPVTON if args.no_optional else CPVTON + OPTIONAL
+        folder = Path(args.checkpoints) if args.checkpoints else synthesize(Path(scratch), names)
         models = ModelSet.from_folder(folder)
         person = load_image(DEMO / "astronaut.png").pixels
         garment = load_image(DEMO / "tshirt.png").pixels
@@ -99,12 +115,13 @@ def main() -> None:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; options: {options.to_dict()}")
         print(f"person {person.shape[1]}x{person.shape[0]}, garment {garment.shape[1]}x{garment.shape[0]}")
 
-        rows = []
+        rows, pose_shares = [], []
         for _ in range(args.repeat):
             timer.seconds = 0.0
             seconds, result = timed(lambda: run_virtual_try_on(person, garment, cache=False, **common))
-            steps = sum(s.seconds for s in result.steps if s.name in NETWORK_STEPS)
+            steps = sum(s.seconds for s in result.steps if s.name in WORK_STEPS)
             rows.append((seconds, timer.seconds, steps))
+            pose_shares.append(next(s.seconds for s in result.steps if s.name == "pose"))
         end_to_end, forwards, network_steps = (statistics.median(column) for column in zip(*rows, strict=True))
         wrappers, engine = network_steps - forwards, end_to_end - network_steps
         print(f"\n1. one pair, no cache (median of {args.repeat})")
@@ -135,6 +152,33 @@ def main() -> None:
             f"\n3. 8 pairs: 8 single calls {single:.3f} s ({8 / single:.2f} pairs/s), one batch {batch:.3f} s "
             f"({8 / batch:.2f} pairs/s): {single / batch:.2f}x"
         )
+        if models.optional(["mask_refinement", "face_restoration"]):
+            optional_shares(person, garment, {**common, "options": full}, args.repeat, statistics.median(pose_shares))
+
+
+def optional_shares(
+    person: np.ndarray, garment: np.ndarray, common: dict[str, object], repeat: int, pose: float
+) -> None:
+    """Section 4: every step of one full try-on (optional steps on) as a share of the whole run."""
+    keypoints = np.array(json.loads((DEMO / "astronaut_keypoints.json").read_text())["keypoints"], dtype=np.float64)
+    run_virtual_try_on(person, garment, cache=False, keypoints=keypoints, **common)  # loads the optional networks
+    runs = []
+    for _ in range(repeat):
+        seconds, result = timed(lambda: run_virtual_try_on(person, garment, cache=False, keypoints=keypoints, **common))
+        runs.append((seconds, {step.name: step.seconds for step in result.steps}, result.optional_steps))
+    total = statistics.median(seconds for seconds, _, _ in runs)
+    names = list(runs[0][1])
+    medians = {name: statistics.median(steps[name] for _, steps, _ in runs) for name in names}
+    print(f"\n4. one full try-on, every step (median of {repeat}; keypoints given, so no pose step)")
+    print(f"   {'step':18s} {'seconds':>8s}  {'share':>6s}")
+    for name in names:
+        mark = "  <- optional" if name in OPTIONAL_STEPS else ""
+        print(f"   {name:18s} {medians[name]:8.3f}  {100 * medians[name] / total:5.1f} %{mark}")
+    optional = sum(medians.get(name, 0.0) for name in OPTIONAL_STEPS)
+    print(f"   {'end to end':18s} {total:8.3f}  optional steps {100 * optional / total:.1f} % of it")
+    print(f"   (the pose step of section 1 took {pose:.3f} s: {100 * pose / (total + pose):.1f} % with it added)")
+    ran = {name: record["ran"] for name, record in runs[0][2].items()}
+    print(f"   ran: {ran}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Mask refinement, face restoration and the quality figures inside ``run_virtual_try_on``, on synthesized
 checkpoints of every optional role (MobileSAM, GFPGAN v1.4, LPIPS with its AlexNet trunk, CLIP ViT-B/32).
 
-Synthesized OpenPose and SCHP weights find nobody, so the astronaut's keypoints (read off the photo: eyes, nose,
-ears, neck, shoulders, hips) and a coarse parsing (hair, face, the suit as upper clothes) are given; everything
-else is computed.
+Synthesized OpenPose and SCHP weights find nobody, so the astronaut's keypoints (``astronaut_keypoints.json``,
+read off the photo) and a coarse parsing (hair, face, the suit as upper clothes) are given; everything else is
+computed.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ OPTIONAL_FILES = {
     "clip_vit_b32": "metrics/ViT-B-32.pt",
 }
 OPTIONS = TryOnOptions(max_side=160, parsing_size=(128, 128), mask_size=(128, 128), quality_max_side=256)
-ASTRONAUT_POINTS = {
-    0: (223, 128), 1: (222, 185), 2: (130, 250), 5: (320, 255), 8: (120, 505), 11: (300, 505),
-    14: (197, 107), 15: (246, 105), 16: (165, 118), 17: (280, 115),
-}  # fmt: skip
 RECORD_KEYS = {"iou", "kept", "sam_score", "reason"}
 
 
@@ -49,10 +45,7 @@ def astronaut_parsing() -> np.ndarray:
 
 
 def astronaut_keypoints() -> np.ndarray:
-    keypoints = np.tile([-1.0, -1.0, 0.0], (18, 1))
-    for index, (x, y) in ASTRONAUT_POINTS.items():
-        keypoints[index] = (x, y, 0.9)
-    return keypoints
+    return np.array(json.loads((DEMO / "astronaut_keypoints.json").read_text())["keypoints"], dtype=np.float64)
 
 
 @pytest.fixture(scope="module")
