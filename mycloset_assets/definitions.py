@@ -16,6 +16,7 @@ from .defs.models import MODEL_ASSETS
 from .defs.partitions import InboxResource
 from .defs.quality import quality_report
 from .defs.resources import ModelFactoryResource, ModelManagerResource
+from .defs.restoration import restored_result
 from .defs.schedules import nightly_batch
 from .defs.sensors import garment_inbox_sensor, pairs_sensor, person_inbox_sensor
 from .defs.tryon import TRYON_ASSETS
@@ -28,6 +29,7 @@ defs = dg.Definitions(
         person_image,
         garment_image,
         *TRYON_ASSETS,
+        restored_result,
         quality_report,
     ],
     sensors=[checkpoint_folder_sensor, person_inbox_sensor, garment_inbox_sensor, pairs_sensor],

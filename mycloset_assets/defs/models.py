@@ -24,6 +24,7 @@ from .checks import (
     missing_role_results,
     model_check_specs,
 )
+from .io_managers import OpenFormatStorage, read_value
 from .resources import ModelFactoryResource, choose_role, missing_role_message, role_candidates
 
 ROLES = tuple(role_candidates())
@@ -92,3 +93,16 @@ def _model_asset(role: str) -> dg.AssetsDefinition:
 
 MODEL_ASSETS: dict[str, dg.AssetsDefinition] = {role: _model_asset(role) for role in ROLES}
 """The model asset of every role, by role."""
+
+
+def stored_cards(storage: dg.IOManager, roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The stored model cards of ``roles`` that are materialised (the others are left out)."""
+    if not isinstance(storage, OpenFormatStorage):
+        raise dg.Failure("the model cards are read through OpenFormatIOManager", allow_retries=False)
+    cards = {}
+    for role in roles:
+        try:
+            cards[role] = read_value(storage.stem(MODEL_ASSETS[role].key))
+        except FileNotFoundError:
+            continue
+    return cards

@@ -1,4 +1,5 @@
-"""The quality report of each try-on pair, downstream of ``tryon_result``, and its checks.
+"""The quality report of each try-on pair, downstream of ``restored_result`` (the try-on result, its face
+restored where that ran), and its checks.
 
 ``quality_report`` (JSON per pair, the engine's quality.json: every figure with its meaning and direction, the
 weights that produced them, the step's time and memory) compares the stored person photo with the stored result
@@ -35,8 +36,7 @@ from .images import (
     preview,
 )
 from .images import person_image as person_photo
-from .io_managers import OpenFormatStorage, read_value
-from .models import MODEL_ASSETS
+from .models import MODEL_ASSETS, stored_cards
 from .partitions import pairs, split_pair_key
 from .resources import ModelFactoryResource
 from .tryon import GPU_POOL, TRYON_GROUP, garment_mask, human_parsing, read_partitions
@@ -107,19 +107,6 @@ def quality_check_specs() -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def stored_cards(storage: dg.IOManager, roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """The stored model cards of ``roles`` that are materialised (the others are left out)."""
-    if not isinstance(storage, OpenFormatStorage):
-        raise dg.Failure("quality_report reads the model cards through OpenFormatIOManager", allow_retries=False)
-    cards = {}
-    for role in roles:
-        try:
-            cards[role] = read_value(storage.stem(MODEL_ASSETS[role].key))
-        except FileNotFoundError:
-            continue
-    return cards
-
-
 def figure_check(
     name: str, figures: Mapping[str, QualityFigures], config: QualityConfig, step: StepFigures
 ) -> dg.AssetCheckResult:
@@ -176,7 +163,7 @@ def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]
 def quality_report(
     context: dg.AssetExecutionContext,
     config: QualityConfig,
-    tryon_result: Any,
+    restored_result: Any,
     warped_garment: Any,
     model_factory: ModelFactoryResource,
     io_manager: dg.ResourceParam[dg.IOManager],
@@ -185,7 +172,7 @@ def quality_report(
     IoU of the warp with the parsed clothes, each with its meaning and direction, the weights that produced them
     (entry, sha256, whether it is the published file) and what the step cost."""
     halves = {key: split_pair_key(key) for key in context.partition_keys}
-    results, warps = partition_values(context, tryon_result), partition_values(context, warped_garment)
+    results, warps = partition_values(context, restored_result), partition_values(context, warped_garment)
     people = [person for person, _ in halves.values()]
     clothes = [garment for _, garment in halves.values()]
     persons = read_partitions(io_manager, person_photo.key, people)

@@ -12,8 +12,8 @@ person with every garment when ``pair_all_garments`` is set) and requests a try-
 both photos' assets are materialised.
 
 The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation``,
-``garment_image -> garment_mask``, then ``warped_garment -> tryon_result -> quality_report`` per pair; the
-builders take others.
+``garment_image -> garment_mask``, then ``warped_garment -> tryon_result -> restored_result -> quality_report``
+per pair; the builders take others.
 """
 
 import csv
@@ -43,7 +43,9 @@ from .partitions import (
 
 PERSON_ASSETS = tuple(dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation"))
 GARMENT_ASSETS = tuple(dg.AssetKey(name) for name in ("garment_image", "garment_mask"))
-PAIR_ASSETS = tuple(dg.AssetKey(name) for name in ("warped_garment", "tryon_result", "quality_report"))
+PAIR_ASSETS = tuple(
+    dg.AssetKey(name) for name in ("warped_garment", "tryon_result", "restored_result", "quality_report")
+)
 PERSON_READY = (dg.AssetKey("person_representation"),)
 GARMENT_READY = (dg.AssetKey("garment_mask"),)
 INBOX_FILE_TAG = "mycloset/inbox_file"

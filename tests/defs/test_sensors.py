@@ -183,6 +183,7 @@ def test_pairs_from_csv_wait_for_their_photos_then_run_once(instance, inbox):
     assert second.run_requests[0].asset_selection == [
         dg.AssetKey("warped_garment"),
         dg.AssetKey("tryon_result"),
+        dg.AssetKey("restored_result"),
         dg.AssetKey("quality_report"),
     ]
 

@@ -1,10 +1,10 @@
 """The whole graph on a real (ephemeral) instance: synthesized CP-VTON checkpoints, two people x one garment.
 
 Checkpoint files -> analyses -> per-role model cards -> photos -> pose, parsing, representation, garment mask ->
-warped garment -> try-on result -> quality report (with the LPIPS and CLIP cards). The person partitions are
-planned by Dagster's own backfill planner (the daemon's ``build_run_requests_with_backfill_policies``) and run
-as the one run it plans; so are the pairs. Synthesized weights find nobody in a photo, so content checks may
-warn; every ERROR check must pass.
+warped garment -> try-on result -> restored result -> quality report (with the LPIPS and CLIP cards). The person
+partitions are planned by Dagster's own backfill planner (the daemon's ``build_run_requests_with_backfill_policies``)
+and run as the one run it plans; so are the pairs. Synthesized weights find nobody in a photo, so content checks
+may warn; every ERROR check must pass.
 """
 
 import json
@@ -30,6 +30,7 @@ from mycloset_assets.defs.models import MODEL_ASSETS
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, split_pair_key
 from mycloset_assets.defs.quality import THRESHOLDS, quality_report
 from mycloset_assets.defs.resources import MODEL_CACHE, ModelFactoryResource
+from mycloset_assets.defs.restoration import restored_result
 from mycloset_assets.defs.tryon import (
     TRYON_ASSETS,
     garment_mask,
@@ -56,8 +57,8 @@ ZOO = {
 }
 ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom", "lpips", "clip")
 PERSON_ASSETS = (person_image, pose, human_parsing, person_representation)
-PAIR_ASSETS = (warped_garment, tryon_result, quality_report)
-MINE = (person_image, garment_image, *TRYON_ASSETS)
+PAIR_ASSETS = (warped_garment, tryon_result, restored_result, quality_report)
+MINE = (person_image, garment_image, *TRYON_ASSETS, restored_result)
 ALL_ASSETS = [
     checkpoint_analysis,
     canonical_checkpoint,
@@ -65,6 +66,7 @@ ALL_ASSETS = [
     person_image,
     garment_image,
     *TRYON_ASSETS,
+    restored_result,
     quality_report,
 ]
 SMALL = {
@@ -81,6 +83,7 @@ FORMATS = {
     "garment_mask": "png",
     "warped_garment": "npz",
     "tryon_result": "png",
+    "restored_result": "png",
     "quality_report": "json",
 }
 STEP_FIGURES = {"items", "seconds", "seconds_per_item", "cpu_seconds", "peak_rss_mb"}
@@ -302,6 +305,7 @@ def test_the_graph_computes_what_the_engine_computes(graph):
             assert np.array_equal(warp["theta"], expected.theta)
             assert np.array_equal(warp["warped_garment"], expected.warped_garment)
         assert np.array_equal(np.array(Image.open(stored(graph, "tryon_result", key))), expected.tryon)
+        assert np.array_equal(np.array(Image.open(stored(graph, "restored_result", key))), expected.tryon)
         report = json.loads(stored(graph, "quality_report", key).read_text())
         figures = {name: figure["value"] for name, figure in report["metrics"].items()}
         assert figures == pytest.approx({n: f["value"] for n, f in expected.quality["metrics"].items()}, abs=1e-6)
@@ -313,7 +317,14 @@ def test_the_graph_computes_what_the_engine_computes(graph):
 
 def test_the_quality_report_follows_the_result_and_warns_on_doubtful_figures(graph):
     parents = {key.to_user_string() for key in graph.defs.resolve_asset_graph().get(quality_report.key).parent_keys}
-    assert parents >= {"tryon_result", "warped_garment", "person_image", "garment_image", "lpips_model", "clip_model"}
+    assert parents >= {
+        "restored_result",
+        "warped_garment",
+        "person_image",
+        "garment_image",
+        "lpips_model",
+        "clip_model",
+    }
     evaluations = [
         item
         for result in graph.results

@@ -13,8 +13,9 @@ one process per run instead of one per step, each of which would import torch ag
 ``TARGETS`` names what the tests materialise, once per session (``Stack.materialise_target``): steps of assets,
 each with the dynamic partitions it needs (added over GraphQL first; one run per key, launched together) and
 its run config. ``tryon`` analyses every checkpoint of the zoo, materialises the model assets, the person and
-garment photo steps and ``warped_garment`` / ``tryon_result`` / ``quality_report`` for the pair of the bundled
-photos, with the cheap settings of ``tests/defs/test_tryon.py``; ``BROWSED`` is its ``tryon_result``.
+garment photo steps and ``warped_garment`` / ``tryon_result`` / ``restored_result`` / ``quality_report`` for the
+pair of the bundled photos, with the cheap settings of ``tests/defs/test_tryon.py``; ``BROWSED`` names its
+``tryon_result`` and ``quality_report``.
 """
 
 import json
@@ -130,11 +131,11 @@ TARGETS: dict[str, tuple[Step, ...]] = {
             lambda layout: (photo_key(layout, "garment"),),
             {"garment_mask": CHEAP["garment_mask"]},
         ),
-        Step(("warped_garment", "tryon_result", "quality_report"), "pairs", bundled_pair),
+        Step(("warped_garment", "tryon_result", "restored_result", "quality_report"), "pairs", bundled_pair),
     ),
 }
-BROWSED = ("tryon", "tryon_result")
-"""The target the browser test materialises, and the asset it opens."""
+BROWSED = ("tryon", ("tryon_result", "quality_report"))
+"""The target the browser test materialises, and the assets it opens."""
 
 LOCATION_QUERY = """
 query { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus

@@ -41,8 +41,9 @@ def page() -> Iterator["sync_api.Page"]:
 
 
 @pytest.mark.slow
-def test_graph_to_latest_materialisation_metadata_and_checks(dagster_stack: Stack, page, tmp_path: Path):
-    target, asset = BROWSED
+@pytest.mark.parametrize("asset", BROWSED[1])
+def test_graph_to_latest_materialisation_metadata_and_checks(dagster_stack: Stack, page, tmp_path: Path, asset: str):
+    target = BROWSED[0]
     for run in dagster_stack.materialise_target(target):
         assert run.status == "SUCCESS", dagster_stack.run_errors(run.run_id)
     (node,) = dagster_stack.graphql(LATEST, {"keys": [{"path": [asset]}]})["assetNodes"]
