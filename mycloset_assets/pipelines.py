@@ -165,6 +165,11 @@ def step_statuses(available: Iterable[str]) -> dict[str, StepStatus]:
     return statuses
 
 
+def absent_optional(role: str) -> str:
+    """Why an optional role is empty: ``"no ROLE checkpoint is available (ENTRY or ENTRY)"``."""
+    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])})"
+
+
 def roles_of(entry_id: str) -> list[tuple[str, str]]:
     """Every (pipeline, role) an entry can fill; optional roles are reported with pipeline ``"*"``."""
     found = [

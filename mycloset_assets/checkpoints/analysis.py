@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +179,8 @@ def _overlaps(tensors: Mapping[str, TensorRecord], index: _NameIndex) -> list[tu
     views = {prefix: strip_prefix(tensors, prefix) for prefix in index.prefixes}
     counts: dict[tuple[int, str | None], int] = {}
     for prefix, bare in views.items():
-        for name in bare or ():
-            for slot in index.by_name.get(name, ()):
-                counts[slot, prefix] = counts.get((slot, prefix), 0) + 1
+        slots = Counter(chain.from_iterable(map(index.by_name.get, bare or (), repeat(()))))
+        counts.update(((slot, prefix), count) for slot, count in slots.items())
     found = []
     for slot, (candidate, table) in enumerate(index.slots):
         allowed = (None, *COMMON_PREFIXES, candidate.rules.prefix)

@@ -201,6 +201,17 @@ class RecordingUnpickler(pickle.Unpickler):
         return self._classes[qualified]
 
     def persistent_load(self, pid: Any) -> Any:
+        if type(pid) is tuple and len(pid) == 5:
+            tag, storage_type, key, _location, numel = pid
+            if tag == "storage" and type(storage_type) is _DtypeMarker and type(key) is str and type(numel) is int:
+                record = self.storages.get(key)
+                if record is None:
+                    record = self.storages[key] = StorageRecord(key, storage_type.dtype, numel)
+                return record
+        return self._storage(pid)
+
+    def _storage(self, pid: Any) -> StorageRecord:
+        """Any persistent id other than the plain ``("storage", FloatStorage, key, location, numel)``."""
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
         storage_type, key, _location, numel = pid[1:5]

@@ -15,9 +15,10 @@ import struct
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import itemgetter, le, mul
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ class Header:
     @property
     def params(self) -> int:
         """Elements of the floating-point tensors (buffers included)."""
-        return sum(t.numel for t in self.tensors.values() if t.dtype.is_floating_point)
+        return sum(math.prod(t.shape) for t in self.tensors.values() if t.storage.dtype.is_floating_point)
 
     @property
     def dtypes(self) -> dict[str, int]:
@@ -211,13 +212,15 @@ def find_weights(obj: Any, depth: int = 3) -> tuple[str | None, Mapping[str, Any
     """
     if not isinstance(obj, Mapping) or depth < 0:
         return None, {}, []
-    own = sum(isinstance(value, TensorRecord | torch.Tensor) for value in obj.values())
+    own = _count_weights(obj.values())
     candidates = [k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
-    candidates += [k for k, v in obj.items() if isinstance(v, Mapping) and k not in candidates]
+    candidates += [
+        k for k, v in obj.items() if type(v) is not TensorRecord and isinstance(v, Mapping) and k not in candidates
+    ]
     best: tuple[int, str | None, Mapping[str, Any]] = (own, None, obj if own else {})
     for key in candidates:
         inner_wrapper, inner, _ = find_weights(obj[key], depth - 1)
-        count = sum(isinstance(v, TensorRecord | torch.Tensor) for v in inner.values())
+        count = _count_weights(inner.values())
         if count > best[0]:
             path = f"{key}.{inner_wrapper}" if inner_wrapper else str(key)
             best = (count, path, inner)
@@ -227,7 +230,13 @@ def find_weights(obj: Any, depth: int = 3) -> tuple[str | None, Mapping[str, Any
     return best[1], best[2], [str(k) for k in obj if k != top]
 
 
+def _count_weights(values: Iterable[Any]) -> int:
+    return sum(map(isinstance, values, repeat((TensorRecord, torch.Tensor))))
+
+
 def _tensors_of(mapping: Mapping[str, Any]) -> OrderedDict[str, TensorRecord]:
+    if set(map(type, mapping.values())) == {TensorRecord} and set(map(type, mapping)) == {str}:
+        return OrderedDict(mapping)
     return OrderedDict((str(k), v) for k, v in mapping.items() if isinstance(v, TensorRecord))
 
 
@@ -595,6 +604,8 @@ def _is_index(value: object) -> bool:
 
 
 def _check_views(header: Header) -> None:
+    if _views_fit(list(header.tensors.values())):
+        return
     for key, tensor in header.tensors.items():
         sizes = (*tensor.shape, *tensor.stride, tensor.offset)
         if not all(map(_is_index, sizes)) or len(tensor.shape) != len(tensor.stride):
@@ -605,6 +616,24 @@ def _check_views(header: Header) -> None:
                 header.container,
                 f"tensor {key} reaches past the end of its storage ({tensor.span()} > {tensor.storage.numel})",
             )
+
+
+def _views_fit(records: list[TensorRecord]) -> bool:
+    """Whether every view is well formed and inside its storage, checked for all tensors at once (the loop in
+    ``_check_views`` then only runs to name the first one that is not)."""
+    shapes = [record.shape for record in records]
+    strides = [record.stride for record in records]
+    offsets = [record.offset for record in records]
+    if list(map(len, shapes)) != list(map(len, strides)):
+        return False
+    sizes = [*chain.from_iterable(shapes), *chain.from_iterable(strides), *offsets]
+    if not set(map(type, sizes)) <= {int} or (sizes and min(sizes) < 0):
+        return False
+    spans = [
+        offset if 0 in shape else offset + sum(map(mul, shape, stride)) - sum(stride) + 1
+        for shape, stride, offset in zip(shapes, strides, offsets, strict=True)
+    ]
+    return all(map(le, spans, [record.storage.numel for record in records]))
 
 
 def _read_safetensors(path: Path, size: int) -> Header:

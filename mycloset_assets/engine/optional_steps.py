@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..engine_cache import array_digest, content_key, freeze
-from ..pipelines import OPTIONAL_ROLES
+from ..pipelines import OPTIONAL_STEPS, absent_optional
 from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
 from ..vision.face import FaceNotFoundError, find_face
 from ..vision.prompts import EmptyMaskError, Refinement, SamPrompt, agree, garment_prompt, person_clothing_prompt
@@ -22,27 +22,18 @@ from ..wrappers.face import FaceRestorer
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from ..wrappers.sam import MaskRefiner
 from .context import CACHE_VERSION, Arrays, Item, Photo, RunContext, count
+from .options import TryOnOptions
 from .quality import QualityFigures, QualityInputs, measure_quality
 
-STEP_ROLES: dict[str, tuple[str, ...]] = {
-    "mask_refinement": ("mask_refinement",),
-    "face_restoration": ("face_restoration",),
-    "quality": ("lpips", "clip"),
-}
 
-
-def wanted_roles(options: Any) -> list[str]:
-    """The optional roles of the steps ``options`` switch on."""
-    return [role for step, roles in STEP_ROLES.items() if getattr(options, step) for role in roles]
+def wanted_roles(options: TryOnOptions) -> list[str]:
+    """The optional roles of the steps ``options`` switch on (``OPTIONAL_STEPS``: which roles each step reads)."""
+    return [role for step, roles in OPTIONAL_STEPS.items() if getattr(options, step) for role in roles]
 
 
 def _skip(items: list[Item], step: str, reason: str) -> None:
     for item in items:
         item.records[step] = {"ran": False, "reason": reason}
-
-
-def _absent(role: str) -> str:
-    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])})"
 
 
 def _switched_off(step: str) -> str:
@@ -99,16 +90,17 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
     if not run.options.mask_refinement:
         return _skip(items, "mask_refinement", _switched_off("mask_refinement"))
     if "mask_refinement" not in run.chosen:
-        return _skip(items, "mask_refinement", _absent("mask_refinement"))
+        return _skip(items, "mask_refinement", absent_optional("mask_refinement"))
     with run.step("mask_refinement", count(len(items), "pair")):
         refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)
-        garments: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
+        garments: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]] = {}
         people: dict[tuple[str, str], tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
         for item in items:
             assert item.garment_mask is not None and item.parsing is not None and item.keypoints is not None
             if item.garment.digest not in garments:
                 garments[item.garment.digest] = _refine_garment(run, refiner, item)
-            record, garment_mask, raw = garments[item.garment.digest]
+            record, garment_mask, raw, hit = garments[item.garment.digest]
+            item.cached += ["mask_refinement"] * hit
             item.garment_mask = {"garment_mask": _frozen(garment_mask)}
             if raw is not None:
                 item.extras["sam_garment_mask"] = raw
@@ -124,18 +116,17 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
 
 def _refine_garment(
     run: RunContext, refiner: MaskRefiner, item: Item
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]:
     assert item.garment_mask is not None
     reference = item.garment_mask["garment_mask"]
     if item.given_mask:
-        return {"reason": "not refined: the garment mask was given"}, reference, None
+        return {"reason": "not refined: the garment mask was given"}, reference, None, False
     try:
         prompt = garment_prompt(reference)
     except EmptyMaskError as exc:
-        return {"reason": f"not refined: {exc}"}, reference, None
+        return {"reason": f"not refined: {exc}"}, reference, None, False
     refinement, hit = _refine(run, refiner, item.garment, reference, prompt)
-    item.cached += ["mask_refinement"] * hit
-    return _describe(refinement), refinement.mask, refinement.refined
+    return _describe(refinement), refinement.mask, refinement.refined, hit
 
 
 def _refine_clothing(
@@ -158,7 +149,7 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
     if not options.face_restoration:
         return _skip(items, "face_restoration", _switched_off("face_restoration"))
     if "face_restoration" not in run.chosen:
-        return _skip(items, "face_restoration", _absent("face_restoration"))
+        return _skip(items, "face_restoration", absent_optional("face_restoration"))
     with run.step("face_restoration", count(len(items), "pair")):
         restorer: FaceRestorer | None = None
         for item in items:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoints import get_entry
-from ..pipelines import OPTIONAL_ROLES
+from ..pipelines import absent_optional
 from ..vision.compositing import Letterbox
 from ..vision.drawing import side_by_side
 from ..vision.quality import mask_iou, region_crop, ssim
@@ -140,13 +140,13 @@ def measure_quality(
     else:
         values["ssim_outside_garment"] = ssim(inputs.person, inputs.result, region=unchanged)
         if lpips is None:
-            skipped["lpips_outside_garment"] = _no_model("lpips")
+            skipped["lpips_outside_garment"] = absent_optional("lpips")
         else:
             values["lpips_outside_garment"] = lpips(
                 inputs.person, inputs.result, region=unchanged, max_side=lpips_max_side
             )
     if clip is None:
-        skipped["clip_garment_similarity"] = _no_model("clip")
+        skipped["clip_garment_similarity"] = absent_optional("clip")
     elif not np.any(inputs.garment_mask):
         skipped["clip_garment_similarity"] = "the garment photo's mask is empty: there is no garment to compare"
     elif not region.any():
@@ -156,10 +156,6 @@ def measure_quality(
         values["clip_garment_similarity"] = clip.similarity(garment, region_crop(inputs.result, region))
     values["warp_mask_iou"] = warp_iou(inputs)
     return QualityFigures({name: float(values[name]) for name in METRICS if name in values}, skipped)
-
-
-def _no_model(role: str) -> str:
-    return f"no {role} checkpoint is available ({' or '.join(OPTIONAL_ROLES[role])})"
 
 
 def weight_record(role_info: Mapping[str, str]) -> dict[str, Any]:
