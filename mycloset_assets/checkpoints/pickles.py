@@ -201,8 +201,8 @@ class RecordingUnpickler(pickle.Unpickler):
         return self._classes[qualified]
 
     def persistent_load(self, pid: Any) -> Any:
-        if type(pid) is tuple and len(pid) == 5:
-            tag, storage_type, key, _location, numel = pid
+        if type(pid) is tuple and len(pid) >= 5:
+            tag, storage_type, key, _location, numel = pid[:5]
             if tag == "storage" and type(storage_type) is _DtypeMarker and type(key) is str and type(numel) is int:
                 record = self.storages.get(key)
                 if record is None:
@@ -211,7 +211,8 @@ class RecordingUnpickler(pickle.Unpickler):
         return self._storage(pid)
 
     def _storage(self, pid: Any) -> StorageRecord:
-        """Any persistent id other than the plain ``("storage", FloatStorage, key, location, numel)``."""
+        """The general case of ``persistent_load``, for ids other than the ``("storage", FloatStorage, key,
+        location, numel, ...)`` that torch writes."""
         if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80}")
         storage_type, key, _location, numel = pid[1:5]
@@ -231,6 +232,6 @@ class RecordingUnpickler(pickle.Unpickler):
 
 def read_pickle(data: bytes | IO[bytes], *, script_classes: bool = False) -> tuple[Any, dict[str, StorageRecord]]:
     """Unpickle ``data`` into records; returns the object and the storages it refers to."""
-    stream = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+    stream = io.BufferedReader(io.BytesIO(data)) if isinstance(data, bytes | bytearray) else data
     unpickler = RecordingUnpickler(stream, script_classes=script_classes)
     return unpickler.load(), unpickler.storages

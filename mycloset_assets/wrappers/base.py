@@ -14,6 +14,29 @@ from ..checkpoints import LoadedModel
 ResultT = TypeVar("ResultT")
 
 
+class WrongFamilyError(TypeError):
+    """A wrapper was given a loaded checkpoint of a family it does not handle."""
+
+
+def check_images(images: Sequence[np.ndarray]) -> None:
+    """Every image must be RGB uint8 H x W x 3 (what ``vision.images.load_image`` returns)."""
+    for index, image in enumerate(images):
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
+            raise ValueError(
+                f"image {index} must be an RGB uint8 H x W x 3 array, got {described}; "
+                "pass the pixels of mycloset_assets.vision.images.load_image(...)"
+            )
+
+
+def check_family(loaded: LoadedModel, families: Sequence[str], wrapper: str) -> None:
+    """Refuse a checkpoint whose registry family the wrapper does not handle."""
+    if loaded.entry.family not in families:
+        raise WrongFamilyError(
+            f"{wrapper} wraps {' or '.join(families)} checkpoints, not {loaded.entry.family} ({loaded.entry.id})"
+        )
+
+
 class CompleteModelWrapper(ABC, Generic[ResultT]):
     """Pre-processing, the network and post-processing of one family, for RGB uint8 H x W x 3 images.
 

@@ -22,6 +22,7 @@ from ..vision.face import (
     find_face,
     paste_face,
 )
+from .base import check_family
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,7 @@ class FaceRestorer:
     family = "gfpgan"
 
     def __init__(self, loaded: LoadedModel, min_score: float = 0.3, min_eye_distance: float = 8.0) -> None:
-        if loaded.entry.family != self.family:
-            raise ValueError(
-                f"FaceRestorer needs a '{self.family}' checkpoint (e.g. gfpgan_v1_4, GFPGANv1.4.pth), "
-                f"got '{loaded.entry.id}' of family '{loaded.entry.family}'"
-            )
+        check_family(loaded, [self.family], type(self).__name__)
         if min_score < 0 or min_eye_distance < 0:
             raise ValueError(f"min_score and min_eye_distance must be >= 0, got {min_score} and {min_eye_distance}")
         self.loaded = loaded

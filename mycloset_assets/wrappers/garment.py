@@ -23,8 +23,8 @@ from PIL import Image
 from ..checkpoints import LoadedModel
 from ..vision.garment import SaliencyResult, norm_pred
 from ..vision.parsing import ParsingResult, label_set_for
-from .base import CompleteModelWrapper
-from .parsing import WrongFamilyError, check_images, chunks, normalize, same_size_groups, to_batch, to_result
+from .base import CompleteModelWrapper, WrongFamilyError, check_images
+from .parsing import chunks, normalize, same_size_groups, to_batch, to_result
 
 InputSize = tuple[int, int] | Literal["entry"] | None
 

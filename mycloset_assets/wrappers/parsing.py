@@ -38,33 +38,10 @@ from ..vision.parsing import (
     warp_image,
     warp_logits_back,
 )
-from .base import CompleteModelWrapper
+from .base import CompleteModelWrapper, WrongFamilyError, check_family, check_images
 
 GRAPHONOMY_SCALES: tuple[float, ...] = (1.0, 0.5, 0.75, 1.25, 1.5, 1.75)
 """The scales of Graphonomy's reference inference (the first one sets the accumulation size there)."""
-
-
-class WrongFamilyError(TypeError):
-    """A wrapper was given a loaded checkpoint of a family it does not handle."""
-
-
-def check_images(images: Sequence[np.ndarray]) -> None:
-    """Every image must be RGB uint8 H x W x 3 (what ``vision.images.load_image`` returns)."""
-    for index, image in enumerate(images):
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
-            raise ValueError(
-                f"image {index} must be an RGB uint8 H x W x 3 array, got {described}; "
-                "pass the pixels of mycloset_assets.vision.images.load_image(...)"
-            )
-
-
-def check_family(loaded: LoadedModel, families: Sequence[str], wrapper: str) -> None:
-    """Refuse a checkpoint whose registry family the wrapper does not handle."""
-    if loaded.entry.family not in families:
-        raise WrongFamilyError(
-            f"{wrapper} wraps {' or '.join(families)} checkpoints, not {loaded.entry.family} ({loaded.entry.id})"
-        )
 
 
 def normalize(batch: torch.Tensor, preprocess: Mapping[str, Any]) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..checkpoints import LoadedModel
 from ..models.lpips import normalize_tensor
-from .parsing import check_family, check_images
+from .base import check_family, check_images
 
 
 def _min_side(trunk: nn.Module, limit: int = 1024) -> int:

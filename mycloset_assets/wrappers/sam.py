@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..checkpoints import LoadedModel
 from ..vision.prompts import Refinement, SamPrompt, agree, input_shape, scale_prompt
-from .parsing import WrongFamilyError, check_images
+from .base import WrongFamilyError, check_images
 
 
 @dataclass(frozen=True, eq=False)

@@ -60,7 +60,7 @@ from ..vision.compositing import (
     vitonhd_seg_noise,
 )
 from ..vision.tps import tps_grid, warp
-from .parsing import check_family
+from .base import check_family
 
 InputT = TypeVar("InputT")
 ResultT = TypeVar("ResultT")

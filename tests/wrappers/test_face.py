@@ -14,6 +14,7 @@ import torch
 
 from mycloset_assets.checkpoints import LoadedModel, load_model
 from mycloset_assets.vision.face import FaceNotFoundError, align_face, find_face, paste_face
+from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.face import FaceRestoration, FaceRestorer
 
 HEIGHT, WIDTH = 120, 100
@@ -146,5 +147,5 @@ def test_coco17_keypoints_give_the_same_alignment(restorer, keypoints, result):
 
 
 def test_another_family_is_refused(synth_file):
-    with pytest.raises(ValueError, match="FaceRestorer needs a 'gfpgan' checkpoint .* got 'u2netp' of family 'u2net"):
+    with pytest.raises(WrongFamilyError, match=r"FaceRestorer wraps gfpgan checkpoints, not u2net \(u2netp\)"):
         FaceRestorer(load_model(synth_file("u2netp")))

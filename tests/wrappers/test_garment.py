@@ -10,8 +10,8 @@ from torchvision.transforms import Normalize, ToTensor
 
 from mycloset_assets.checkpoints import LoadedModel, load_model
 from mycloset_assets.vision.garment import SaliencyResult
+from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.garment import ClothSegmenter, SaliencyMasker
-from mycloset_assets.wrappers.parsing import WrongFamilyError
 
 RNG = np.random.default_rng(11)
 TALL = RNG.integers(0, 256, (45, 31, 3), dtype=np.uint8)

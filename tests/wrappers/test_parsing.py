@@ -14,13 +14,12 @@ from torchvision.transforms._presets import SemanticSegmentation
 
 from mycloset_assets.checkpoints import LoadedModel, load_model
 from mycloset_assets.vision.parsing import ParsingResult, schp_affine, schp_center_scale
+from mycloset_assets.wrappers.base import WrongFamilyError, check_images
 from mycloset_assets.wrappers.parsing import (
     GRAPHONOMY_SCALES,
     DeepLabSegmenter,
     GraphonomyParser,
     SCHPParser,
-    WrongFamilyError,
-    check_images,
     normalize,
     parsing_wrapper,
 )

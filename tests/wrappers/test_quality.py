@@ -16,7 +16,7 @@ from torchvision import transforms
 
 from mycloset_assets.checkpoints import LoadedModel, load_model
 from mycloset_assets.models.lpips import LPIPS
-from mycloset_assets.wrappers.parsing import WrongFamilyError
+from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.quality import ClipSimilarity, LpipsDistance
 
 RNG = np.random.default_rng(5)

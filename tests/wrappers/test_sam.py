@@ -10,7 +10,7 @@ import torchvision.transforms.functional as TF
 from mycloset_assets.checkpoints import LoadedModel, load_model
 from mycloset_assets.vision.prompts import SamPrompt, person_clothing_prompt
 from mycloset_assets.vision.quality import mask_iou
-from mycloset_assets.wrappers.parsing import WrongFamilyError
+from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.sam import MaskRefiner, SamMask, resize_longest_side
 from tests.vision.test_prompts import HEIGHT, WIDTH, draw_person, person_keypoints
 

@@ -34,7 +34,7 @@ from mycloset_assets.vision.compositing import (
     vitonhd_seg_noise,
 )
 from mycloset_assets.vision.tps import tps_grid, warp
-from mycloset_assets.wrappers.parsing import WrongFamilyError
+from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.tryon import (
     CpVtonGmm,
     CpVtonTom,
