@@ -147,5 +147,5 @@ def test_coco17_keypoints_give_the_same_alignment(restorer, keypoints, result):
 
 
 def test_another_family_is_refused(synth_file):
-    with pytest.raises(WrongFamilyError, match=r"FaceRestorer wraps gfpgan checkpoints, not u2net \(u2netp\)"):
+    with pytest.raises(WrongFamilyError, match=r"FaceRestorer wraps gfpgan checkpoints, not u2netp \(u2netp\)"):
         FaceRestorer(load_model(synth_file("u2netp")))
