@@ -20,7 +20,7 @@ from .checkpoints.manager import (
     RegistrationRefusedError,
     VerifyReport,
 )
-from .pipelines import describe_missing
+from .checkpoints.pipelines import describe_missing
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 

@@ -17,13 +17,13 @@ from typing import Any
 
 from .checkpoints.errors import CheckpointError
 from .checkpoints.manager import ModelManager
+from .checkpoints.pipelines import PIPELINES
 from .engine.errors import EngineError, MissingModelsError
 from .engine.options import TryOnOptions
 from .engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs, write_json
 from .engine.run import run_virtual_try_on
 from .engine_cache import ContentCache
 from .monitoring import Monitor
-from .pipelines import PIPELINES
 from .vision.images import ImageError
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from mycloset_assets.checkpoints.convert import file_sha256
 from mycloset_assets.checkpoints.manager import ModelManager
+from mycloset_assets.checkpoints.pipelines import PIPELINES
 from mycloset_assets.engine.stages import labels_to_photo, points_to_photo, working_copy
 from mycloset_assets.engine_cache import ContentCache
 from mycloset_assets.monitoring import Monitor
@@ -36,7 +37,6 @@ from mycloset_assets.pipeline import (
     run_virtual_try_on,
     run_virtual_try_on_batch,
 )
-from mycloset_assets.pipelines import PIPELINES
 from mycloset_assets.vision.images import load_image
 
 DEMO = Path(__file__).parents[1] / "mycloset_assets" / "demo_data"

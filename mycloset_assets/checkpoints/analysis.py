@@ -20,7 +20,7 @@ from typing import Any
 from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
 from .keymap import COMMON_PREFIXES, KeyTable, Match, Overlap, entry_tables, match_tensors, strip_prefix
 from .pickles import TensorRecord
-from .reader import Header, read_header
+from .reader import Header, gc_paused, read_header
 from .registry import Entry, KeyRules, load_registry, registry_dir
 from .signatures import signatures
 
@@ -90,17 +90,18 @@ def inspect(path: str | Path, *, verify: bool = True) -> tuple[Header | None, An
     shown = str(path)
     if Path(path).is_dir():
         raise IsADirectoryError(f"{shown} is a folder, not a checkpoint file")
-    try:
-        header = read_header(Path(path))
-        if verify:
-            _verify(header)
-    except UnsafePickleError as exc:
-        return None, _blank(shown, "unsafe", getattr(exc, "container", "unknown"), str(exc))
-    except CorruptCheckpointError as exc:
-        return None, _blank(shown, "corrupt", getattr(exc, "container", "unknown"), str(exc))
-    except NotACheckpointError as exc:
-        return None, _blank(shown, "not_a_checkpoint", getattr(exc, "container", "unknown"), str(exc))
-    return header, analyze_header(header, shown)
+    with gc_paused():
+        try:
+            header = read_header(Path(path))
+            if verify:
+                _verify(header)
+        except UnsafePickleError as exc:
+            return None, _blank(shown, "unsafe", getattr(exc, "container", "unknown"), str(exc))
+        except CorruptCheckpointError as exc:
+            return None, _blank(shown, "corrupt", getattr(exc, "container", "unknown"), str(exc))
+        except NotACheckpointError as exc:
+            return None, _blank(shown, "not_a_checkpoint", getattr(exc, "container", "unknown"), str(exc))
+        return header, analyze_header(header, shown)
 
 
 def _verify(header: Header) -> None:
@@ -182,7 +183,8 @@ def _overlaps(tensors: Mapping[str, TensorRecord], index: _NameIndex) -> list[tu
         slots = Counter(chain.from_iterable(map(index.by_name.get, bare or (), repeat(()))))
         counts.update(((slot, prefix), count) for slot, count in slots.items())
     found = []
-    for slot, (candidate, table) in enumerate(index.slots):
+    for slot in sorted({slot for slot, _ in counts}):
+        candidate, table = index.slots[slot]
         allowed = (None, *COMMON_PREFIXES, candidate.rules.prefix)
         options = [(counts.get((slot, p), 0), p) for p in dict.fromkeys(allowed) if views.get(p) is not None]
         named, prefix = max(options, key=lambda option: option[0])

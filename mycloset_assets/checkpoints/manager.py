@@ -25,14 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..pipelines import (
-    PipelineStatus,
-    StepStatus,
-    best_pipeline,
-    pipeline_statuses,
-    required_companions,
-    step_statuses,
-)
 from .analysis import Analysis, analyze
 from .manager_store import (
     LOCK_TIMEOUT_S,
@@ -43,6 +35,14 @@ from .manager_store import (
     atomic_write_text,
     file_lock,
     hash_file,
+)
+from .pipelines import (
+    PipelineStatus,
+    StepStatus,
+    best_pipeline,
+    pipeline_statuses,
+    required_companions,
+    step_statuses,
 )
 from .registry import get_entry
 

@@ -1,7 +1,7 @@
 """Resources: the model factory (a checkpoint folder -> the network of each role) and the model manager.
 
 The factory recognises files by their contents (any names), picks one file per role from the pipelines'
-tables (:mod:`mycloset_assets.pipelines`) and loads networks lazily: nothing is read at import or when the
+tables (:mod:`mycloset_assets.checkpoints.pipelines`) and loads networks lazily: nothing is read at import or when the
 resource is configured, and each network is loaded at most once per process, cached by (sha256, device,
 dtype). Dagster's multiprocess executor starts one process per step, so steps that need a model should
 cover many partitions at once (single-run backfills): each model is then loaded once per run.
@@ -21,8 +21,7 @@ from pydantic import Field
 from ..checkpoints import LoadedModel, analyze, load_model
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.manager import ModelManager, ModelVersion
-from ..engine.models import file_digest
-from ..pipelines import (
+from ..checkpoints.pipelines import (
     OPTIONAL_ROLES,
     PIPELINES,
     PREFERENCE,
@@ -31,6 +30,7 @@ from ..pipelines import (
     missing_companions,
     required_companions,
 )
+from ..engine.models import file_digest
 
 POLICIES = ("refuse", "reinit_head")
 

@@ -3,7 +3,7 @@
 A :class:`ModelSet` is what a run may use: one checkpoint per registry entry, found by analysing every
 file of a folder (whatever the files are called) or taken from the model manager's active versions, and the
 files that cannot be used, each with its verdict and reason. Which entries fill which role is the table of
-:mod:`mycloset_assets.pipelines`. A :class:`ModelPool` holds the loaded networks by (sha256, device, dtype)
+:mod:`mycloset_assets.checkpoints.pipelines`. A :class:`ModelPool` holds the loaded networks by (sha256, device, dtype)
 and the wrappers built on them, so a network is loaded once per process however many runs use it.
 
 Folder analysis is header-only and sha256s are computed only for the checkpoints a run uses; both are
@@ -26,7 +26,7 @@ from ..checkpoints import LoadedModel, analyze, load_model
 from ..checkpoints.analysis import Analysis
 from ..checkpoints.convert import file_sha256
 from ..checkpoints.manager import ModelManager
-from ..pipelines import (
+from ..checkpoints.pipelines import (
     OPTIONAL_ROLES,
     PIPELINES,
     PREFERENCE,

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoints.pipelines import OPTIONAL_STEPS, absent_optional
 from ..engine_cache import array_digest, content_key, freeze
-from ..pipelines import OPTIONAL_STEPS, absent_optional
 from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
 from ..vision.face import FaceNotFoundError, find_face
 from ..vision.prompts import EmptyMaskError, Refinement, SamPrompt, agree, garment_prompt, person_clothing_prompt

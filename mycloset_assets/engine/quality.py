@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..checkpoints import get_entry
-from ..pipelines import absent_optional
+from ..checkpoints.pipelines import absent_optional
 from ..vision.compositing import Letterbox
 from ..vision.drawing import side_by_side
 from ..vision.quality import mask_iou, region_crop, ssim

@@ -28,7 +28,7 @@ from mycloset_assets.checkpoints.manager import (
     default_home,
 )
 from mycloset_assets.checkpoints.manager_store import IntegrityError
-from mycloset_assets.pipelines import (
+from mycloset_assets.checkpoints.pipelines import (
     OPTIONAL_ROLES,
     PIPELINES,
     best_pipeline,

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from mycloset_assets.checkpoints.convert import file_sha256
+from mycloset_assets.checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES
 from mycloset_assets.defs.resources import (
     MODEL_CACHE,
     ChangedFileError,
@@ -18,7 +19,6 @@ from mycloset_assets.defs.resources import (
     missing_role_message,
     role_candidates,
 )
-from mycloset_assets.pipelines import OPTIONAL_ROLES, PIPELINES
 
 
 def report(key: str, entry: str | None, verdict: str = "identified", **extra: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checkpoints.registry import get_entry
+from .registry import get_entry
 
 POSE = ("openpose_body_coco18",)
 PARSING = ("schp_lip20", "graphonomy_cihp20")
