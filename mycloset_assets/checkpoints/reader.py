@@ -10,25 +10,24 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import pickle
 import re
 import struct
 import zipfile
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, repeat
-from operator import itemgetter, le, mul
+from operator import le, mul
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 
 from .errors import CorruptCheckpointError, NotACheckpointError, UnsafePickleError
 from .pickles import ScriptObjectRecord, StorageRecord, TensorRecord, read_pickle
+from .zipdir import NotPlainZip, PlainZip, ZipMembers, read_at
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -290,16 +289,6 @@ def _unpickle(data: Any, container: str, *, script: bool = False) -> tuple[Any, 
         ) from exc
 
 
-@dataclass(frozen=True)
-class _Members:
-    """What reading a zip checkpoint needs of its archive: member names in directory order, their sizes
-    (the last entry of a repeated name wins, as in zipfile) and a way to read one member's bytes."""
-
-    names: list[str]
-    sizes: Mapping[str, int]
-    read: Callable[[str], bytes]
-
-
 def _read_zip(path: Path, size: int) -> Header:
     """Read a zip checkpoint through the plain-archive reader, or through zipfile when it declines the file.
 
@@ -307,10 +296,15 @@ def _read_zip(path: Path, size: int) -> Header:
     every other one (damaged, truncated, compressed, unusual) is read by zipfile, whose errors give the verdict.
     """
     try:
-        with _PlainZip(path, size) as plain:
+        with PlainZip(path, size) as plain:
             return _read_members(plain.members(), path, size)
-    except _NotPlain:
+    except NotPlainZip:
         pass
+    return _read_zipfile(path, size)
+
+
+def _read_zipfile(path: Path, size: int) -> Header:
+    """The reference read of a zip checkpoint, through zipfile."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -322,16 +316,17 @@ def _read_zip(path: Path, size: int) -> Header:
         ) from exc
     with archive:
         sizes = {info.filename: info.file_size for info in archive.infolist()}
-        return _read_members(_Members(archive.namelist(), sizes, archive.read), path, size)
+        return _read_members(ZipMembers(archive.namelist(), sizes, archive.read), path, size)
 
 
-def _read_members(archive: _Members, path: Path, size: int) -> Header:
+def _read_members(archive: ZipMembers, path: Path, size: int) -> Header:
     names = archive.names
     pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if not pickles:
         raise _fail(NotACheckpointError, "unknown", "a zip archive without data.pkl: not a torch checkpoint")
     root = pickles[0].split("/")[0]
-    scripted = any(n.startswith(f"{root}/code/") for n in names) or f"{root}/constants.pkl" in names
+    code = f"{root}/code/"
+    scripted = any(n.startswith(code) for n in names) or f"{root}/constants.pkl" in names
     container = "torchscript" if scripted else "torch_zip"
     if archive.sizes[pickles[0]] > MAX_PICKLE_BYTES:
         raise _fail(
@@ -367,189 +362,11 @@ def _read_members(archive: _Members, path: Path, size: int) -> Header:
     return header
 
 
-class _NotPlain(Exception):
-    """The archive holds something the plain reader leaves to zipfile (which then gives the verdict)."""
-
-
-_END = struct.Struct("<4s4H2LH")
-_END64_LOCATOR = struct.Struct("<4sLQL")
-_END64 = struct.Struct("<4sQ2H2L4Q")
-_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
-_LOCAL = struct.Struct("<4s2B4HL2L2H")
-_EXTRA = struct.Struct("<HH")
-_ZIP64_TAIL = _END64.size + _END64_LOCATOR.size + _END.size
-_MAX_EXTRACT_VERSION = 63
-_ZIPFILE_ONLY_FLAGS = 0x01 | 0x20 | 0x40
-_ZIP64_EXTRA = 0x0001
-_ZIP64_SENTINEL = 0xFFFF_FFFF
-_VERSION, _FLAGS, _METHOD, _CRC, _STORED, _FILE_SIZE = 3, 5, 6, 9, 10, 11
-_NAME_SIZE, _EXTRA_SIZE, _COMMENT_SIZE, _OFFSET = 12, 13, 14, 18
-
-
-class _PlainZip:
-    """The directory and stored members of a plain zip archive (the kind torch.save writes), read in one pass.
-
-    zipfile builds an object per member, a millisecond or more for a checkpoint of a few hundred tensors. This
-    reader accepts only what it reads exactly as zipfile does (and as the stricter zipfile of newer Pythons
-    does): no archive comment or leading data, one disk, unique ASCII names, no extra field but zip64 sizes, and
-    members that are stored, unencrypted, inside their own span and pass their CRC. Anything else raises
-    ``_NotPlain``, at opening or at a member's read.
-    """
-
-    def __init__(self, path: Path, size: int) -> None:
-        try:
-            self._handle = path.open("rb")
-        except OSError as exc:
-            raise _NotPlain from exc
-        try:
-            self._read_directory(size)
-        except (OSError, struct.error) as exc:
-            self._handle.close()
-            raise _NotPlain from exc
-        except _NotPlain:
-            self._handle.close()
-            raise
-
-    def __enter__(self) -> _PlainZip:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._handle.close()
-
-    def members(self) -> _Members:
-        return _Members(self._names, self._sizes, self._read)
-
-    def _read_at(self, offset: int, length: int) -> bytes:
-        self._handle.seek(offset)
-        data = self._handle.read(length)
-        if len(data) != length:
-            raise _NotPlain
-        return data
-
-    def _read_directory(self, size: int) -> None:
-        if size < _END.size:
-            raise _NotPlain
-        tail_size = min(size, _ZIP64_TAIL)
-        tail = self._read_at(size - tail_size, tail_size)
-        end = tail_size - _END.size
-        signature, disk, first_disk, here, count, directory_size, directory_offset, comment = _END.unpack_from(
-            tail, end
-        )
-        if signature != b"PK\x05\x06" or comment or disk or first_disk or here != count:
-            raise _NotPlain
-        directory_end = size - _END.size
-        if end >= _END64_LOCATOR.size and tail.startswith(b"PK\x06\x07", end - _END64_LOCATOR.size):
-            directory_end, count, directory_size, directory_offset = _zip64_end(tail, size)
-        if directory_offset + directory_size != directory_end:
-            raise _NotPlain
-        self._directory_offset = directory_offset
-        self._parse_directory(self._read_at(directory_offset, directory_size), count)
-
-    def _parse_directory(self, directory: bytes, count: int) -> None:
-        unpack = _CENTRAL.unpack_from
-        rows: list[tuple[Any, ...]] = []
-        raw_names: list[bytes] = []
-        position, end = 0, len(directory)
-        while position < end:
-            row = unpack(directory, position)
-            name_start = position + _CENTRAL.size
-            extra_start = name_start + row[_NAME_SIZE]
-            rows.append(row)
-            raw_names.append(directory[name_start:extra_start])
-            position = extra_start + row[_EXTRA_SIZE] + row[_COMMENT_SIZE]
-        joined = b"".join(raw_names)
-        if (
-            position != end
-            or len(rows) != count
-            or set(map(itemgetter(0), rows)) != {b"PK\x01\x02"}
-            or max(map(itemgetter(_VERSION), rows)) > _MAX_EXTRACT_VERSION
-            or not joined.isascii()
-            or b"\x00" in joined
-        ):
-            raise _NotPlain
-        if any(map(itemgetter(_EXTRA_SIZE), rows)):
-            rows = _with_zip64_fields(directory, rows)
-        self._names = list(map(bytes.decode, raw_names))
-        self._sizes = dict(zip(self._names, map(itemgetter(_FILE_SIZE), rows), strict=True))
-        self._entries = dict(zip(self._names, zip(rows, raw_names, strict=True), strict=True))
-        if len(self._entries) != count:
-            raise _NotPlain
-
-    def _read(self, name: str) -> bytes:
-        row, raw = self._entries[name]
-        offset, stored, crc = row[_OFFSET], row[_STORED], row[_CRC]
-        if row[_METHOD] or row[_FLAGS] & _ZIPFILE_ONLY_FLAGS or stored != row[_FILE_SIZE]:
-            raise _NotPlain
-        offsets = [entry[_OFFSET] for entry, _ in self._entries.values()]
-        limit = min((other for other in offsets if other > offset), default=self._directory_offset)
-        try:
-            header = self._read_at(offset, _LOCAL.size)
-            signature, *_, name_size, extra_size = _LOCAL.unpack(header)
-            start = offset + _LOCAL.size + name_size + extra_size
-            if (
-                signature != b"PK\x03\x04"
-                or offsets.count(offset) != 1
-                or start + stored > limit
-                or self._read_at(offset + _LOCAL.size, name_size) != raw
-            ):
-                raise _NotPlain
-            data = self._read_at(start, stored)
-        except OSError as exc:
-            raise _NotPlain from exc
-        if zlib.crc32(data) != crc:
-            raise _NotPlain
-        return data
-
-
-def _zip64_end(tail: bytes, size: int) -> tuple[int, int, int, int]:
-    """Where the central directory ends, its entry count, size and offset, from the zip64 end records."""
-    if len(tail) != _ZIP64_TAIL:
-        raise _NotPlain
-    _, disk, record_offset, disks = _END64_LOCATOR.unpack_from(tail, _END64.size)
-    signature, _, _, _, record_disk, first_disk, here, count, directory_size, directory_offset = _END64.unpack(
-        tail[: _END64.size]
-    )
-    if (
-        signature != b"PK\x06\x06"
-        or disk
-        or disks != 1
-        or record_offset != size - _ZIP64_TAIL
-        or record_disk
-        or first_disk
-        or here != count
-    ):
-        raise _NotPlain
-    return record_offset, count, directory_size, directory_offset
-
-
-def _with_zip64_fields(directory: bytes, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """The directory rows with sizes and header offsets taken from their zip64 extra fields, the one kind of
-    extra field read here."""
-    updated, position = [], 0
-    for row in rows:
-        extra_start = position + _CENTRAL.size + row[_NAME_SIZE]
-        position = extra_start + row[_EXTRA_SIZE] + row[_COMMENT_SIZE]
-        if not row[_EXTRA_SIZE]:
-            updated.append(row)
-            continue
-        extra = directory[extra_start : extra_start + row[_EXTRA_SIZE]]
-        kind, length = _EXTRA.unpack_from(extra)
-        if kind != _ZIP64_EXTRA or length != len(extra) - _EXTRA.size or length % 8:
-            raise _NotPlain
-        fields = (row[_FILE_SIZE], row[_STORED], row[_OFFSET])
-        if sum(value == _ZIP64_SENTINEL for value in fields) != length // 8:
-            raise _NotPlain
-        values = iter(struct.unpack_from(f"<{length // 8}Q", extra, _EXTRA.size))
-        file_size, stored, offset = (next(values) if value == _ZIP64_SENTINEL else value for value in fields)
-        updated.append((*row[:_STORED], stored, file_size, *row[_NAME_SIZE:_OFFSET], offset))
-    return updated
-
-
 _CLASS_RE = re.compile(r"^class (\w+)\(", re.M)
 _LIST_RE = re.compile(r"^\s+__(parameters|buffers)__ = \[(.*?)\]", re.M)
 
 
-def _script_class_members(archive: _Members, root: str) -> dict[str, list[str]]:
+def _script_class_members(archive: ZipMembers, root: str) -> dict[str, list[str]]:
     """Parameter and buffer names of each TorchScript class, read as text from code/ (never run)."""
     members: dict[str, list[str]] = {}
     prefix = f"{root}/code/"
@@ -596,7 +413,7 @@ def _read_legacy(path: Path, size: int) -> Header:
         position = handle.tell()
         for key in map(str, keys):
             storage = storages[key]
-            count = _read_at(handle, position, 8)
+            count = read_at(handle, position, 8)
             if len(count) < 8:
                 raise _fail(
                     CorruptCheckpointError,
@@ -622,15 +439,6 @@ def _read_legacy(path: Path, size: int) -> Header:
     header = Header(path, container, size, _tensors_of(weights), wrapper, metadata, storages, storage_offsets=offsets)
     _check_views(header)
     return header
-
-
-def _read_at(handle: BinaryIO, offset: int, length: int) -> bytes:
-    """``length`` bytes at ``offset`` (fewer at the end of the file): one system call where the OS has pread,
-    and no refill of the handle's buffer."""
-    if hasattr(os, "pread"):
-        return os.pread(handle.fileno(), length, offset)
-    handle.seek(offset)
-    return handle.read(length)
 
 
 def _is_index(value: object) -> bool:
