@@ -78,10 +78,11 @@ def _segment(
 
 
 def _refine(
-    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt
+    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt, name: str
 ) -> tuple[Refinement, bool]:
     arrays, hit = _segment(run, refiner, photo, reference, prompt)
-    return agree(reference, arrays["mask"], float(arrays["score"]), run.options.refinement_iou), hit
+    score = float(arrays["score"])
+    return agree(reference, arrays["mask"], score, run.options.refinement_iou, reference_name=name), hit
 
 
 def mask_refinement(run: RunContext, items: list[Item]) -> None:
@@ -125,7 +126,7 @@ def _refine_garment(
         prompt = garment_prompt(reference)
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None, False
-    refinement, hit = _refine(run, refiner, item.garment, reference, prompt)
+    refinement, hit = _refine(run, refiner, item.garment, reference, prompt, "garment")
     return _describe(refinement), refinement.mask, refinement.refined, hit
 
 
@@ -138,7 +139,7 @@ def _refine_clothing(
         prompt = person_clothing_prompt(reference, item.keypoints["keypoints"])
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None
-    refinement, _ = _refine(run, refiner, item.person, reference, prompt)
+    refinement, _ = _refine(run, refiner, item.person, reference, prompt, "parsing")
     return _describe(refinement), refinement.mask, refinement.refined
 
 

@@ -90,12 +90,13 @@ def test_refinement_reports_both_masks_and_keeps_the_one_the_range_allows(full):
     result = full["result"]
     record = result.optional_steps["mask_refinement"]
     assert set(record["garment"]) == RECORD_KEYS and set(record["clothing"]) == RECORD_KEYS
-    for side, refined, used in (
-        ("garment", result.extras["sam_garment_mask"], result.garment_mask),
-        ("clothing", result.extras["sam_clothing_mask"], result.extras["clothing_mask"]),
+    for side, refined, used, reference in (
+        ("garment", result.extras["sam_garment_mask"], result.garment_mask, "garment"),
+        ("clothing", result.extras["sam_clothing_mask"], result.extras["clothing_mask"], "parsing"),
     ):
         info = record[side]
         assert refined.dtype == bool and refined.shape == used.shape
+        assert f"with the {reference} mask" in info["reason"]
         assert info["kept"] == (0.5 <= info["iou"] <= 1.0)
         if info["kept"]:
             assert np.array_equal(used, refined)
