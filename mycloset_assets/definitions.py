@@ -15,6 +15,7 @@ from .defs.io_managers import OpenFormatIOManager
 from .defs.models import MODEL_ASSETS
 from .defs.partitions import InboxResource
 from .defs.quality import quality_report
+from .defs.refinement import clothing_mask, refined_garment_mask
 from .defs.resources import ModelFactoryResource, ModelManagerResource
 from .defs.restoration import restored_result
 from .defs.schedules import nightly_batch
@@ -29,6 +30,8 @@ defs = dg.Definitions(
         person_image,
         garment_image,
         *TRYON_ASSETS,
+        refined_garment_mask,
+        clothing_mask,
         restored_result,
         quality_report,
     ],

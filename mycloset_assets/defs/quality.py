@@ -20,15 +20,16 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
-from ..engine.optional_steps import clothing_reference
 from ..engine.quality import METRICS, QualityFigures, QualityInputs, measure_quality, quality_picture
 from ..engine.quality import quality_report as report_of
 from ..monitoring import Monitor
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from .image_checks import LOAD_STEP, RuntimeCheckConfig, StepFigures, runtime_result
 from .images import (
+    GPU_POOL,
     SINGLE_RUN,
     STORED,
+    TRYON_GROUP,
     add_partition_metadata,
     garment_image,
     partition_output,
@@ -38,8 +39,9 @@ from .images import (
 from .images import person_image as person_photo
 from .models import MODEL_ASSETS, stored_cards
 from .partitions import pairs, split_pair_key
+from .refinement import clothing_mask, refined_garment_mask
 from .resources import ModelFactoryResource
-from .tryon import GPU_POOL, TRYON_GROUP, garment_mask, human_parsing, read_partitions
+from .tryon import read_partitions
 
 WEIGHT_ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom", "lpips", "clip")
 PIPELINE = "cpvton"
@@ -154,7 +156,7 @@ def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]
     kinds={"pytorch", "json"},
     deps=[
         dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping())
-        for asset in (person_photo, garment_image, garment_mask, human_parsing)
+        for asset in (person_photo, garment_image, refined_garment_mask, clothing_mask)
     ]
     + [MODEL_ASSETS[role] for role in ("lpips", "clip")],
     dagster_type=STORED,
@@ -176,9 +178,9 @@ def quality_report(
     people = [person for person, _ in halves.values()]
     clothes = [garment for _, garment in halves.values()]
     persons = read_partitions(io_manager, person_photo.key, people)
-    parsings = read_partitions(io_manager, human_parsing.key, people)
+    clothes_masks = read_partitions(io_manager, clothing_mask.key, people)
     garments = read_partitions(io_manager, garment_image.key, clothes)
-    masks = read_partitions(io_manager, garment_mask.key, clothes)
+    masks = read_partitions(io_manager, refined_garment_mask.key, clothes)
     cards = stored_cards(io_manager, WEIGHT_ROLES)
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
@@ -191,7 +193,7 @@ def quality_report(
                 person=persons[person],
                 garment=garments[garment],
                 garment_mask=np.asarray(masks[garment]) > 0,
-                clothing_mask=clothing_reference(parsings[person]),
+                clothing_mask=np.asarray(clothes_masks[person]) > 0,
                 warped_mask=warps[key]["warped_mask"],
                 result=results[key],
             )

@@ -30,11 +30,20 @@ from .image_checks import (
     plausible_result,
     runtime_result,
 )
-from .images import SINGLE_RUN, STORED, add_partition_metadata, partition_output, partition_values, preview
+from .images import (
+    GPU_POOL,
+    SINGLE_RUN,
+    STORED,
+    TRYON_GROUP,
+    add_partition_metadata,
+    partition_output,
+    partition_values,
+    preview,
+)
 from .models import MODEL_ASSETS, stored_cards
 from .partitions import pairs, split_pair_key
 from .resources import ModelFactoryResource
-from .tryon import GPU_POOL, TRYON_GROUP, pose, read_partitions
+from .tryon import pose, read_partitions
 
 
 class RestorationConfig(RuntimeCheckConfig):

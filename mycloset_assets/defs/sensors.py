@@ -11,9 +11,9 @@ The sensors only read: a user's file is never moved, changed or deleted.
 person with every garment when ``pair_all_garments`` is set) and requests a try-on run for each pair once
 both photos' assets are materialised.
 
-The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation``,
-``garment_image -> garment_mask``, then ``warped_garment -> tryon_result -> restored_result -> quality_report``
-per pair; the builders take others.
+The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation,
+clothing_mask``, ``garment_image -> garment_mask -> refined_garment_mask``, then ``warped_garment ->
+tryon_result -> restored_result -> quality_report`` per pair; the builders take others.
 """
 
 import csv
@@ -41,13 +41,15 @@ from .partitions import (
     split_pair_key,
 )
 
-PERSON_ASSETS = tuple(dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation"))
-GARMENT_ASSETS = tuple(dg.AssetKey(name) for name in ("garment_image", "garment_mask"))
+PERSON_ASSETS = tuple(
+    dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask")
+)
+GARMENT_ASSETS = tuple(dg.AssetKey(name) for name in ("garment_image", "garment_mask", "refined_garment_mask"))
 PAIR_ASSETS = tuple(
     dg.AssetKey(name) for name in ("warped_garment", "tryon_result", "restored_result", "quality_report")
 )
-PERSON_READY = (dg.AssetKey("person_representation"),)
-GARMENT_READY = (dg.AssetKey("garment_mask"),)
+PERSON_READY = (dg.AssetKey("person_representation"), dg.AssetKey("clothing_mask"))
+GARMENT_READY = (dg.AssetKey("refined_garment_mask"),)
 INBOX_FILE_TAG = "mycloset/inbox_file"
 _REPORTED = 5
 

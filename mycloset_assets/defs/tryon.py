@@ -77,8 +77,10 @@ from .image_checks import (
     warp_findings,
 )
 from .images import (
+    GPU_POOL,
     SINGLE_RUN,
     STORED,
+    TRYON_GROUP,
     add_partition_metadata,
     garment_image,
     partition_output,
@@ -87,10 +89,9 @@ from .images import (
 )
 from .io_managers import OpenFormatStorage, read_value
 from .partitions import garment_images, pairs, person_images, split_pair_key
+from .refinement import refined_garment_mask
 from .resources import ModelFactoryResource
 
-GPU_POOL = "gpu"
-TRYON_GROUP = "tryon"
 CPVTON_GMM = "cpvton_gmm"
 CPVTON_TOM = "cpvton_tom"
 
@@ -539,7 +540,11 @@ def _halves(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
     pool=GPU_POOL,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "numpy"},
-    deps=[_every_partition(person_representation), _every_partition(garment_image), _every_partition(garment_mask)],
+    deps=[
+        _every_partition(person_representation),
+        _every_partition(garment_image),
+        _every_partition(refined_garment_mask),
+    ],
     dagster_type=STORED,
     check_specs=check_specs(
         "warped_garment",
@@ -561,7 +566,7 @@ def warped_garment(
     halves = _halves(context.partition_keys)
     representations = read_partitions(io_manager, person_representation.key, [p for p, _ in halves.values()])
     garments = read_partitions(io_manager, garment_image.key, [g for _, g in halves.values()])
-    masks = read_partitions(io_manager, garment_mask.key, [g for _, g in halves.values()])
+    masks = read_partitions(io_manager, refined_garment_mask.key, [g for _, g in halves.values()])
     inputs = []
     for person, garment in halves.values():
         rep = representations[person]

@@ -50,15 +50,6 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return freeze({"array": array})["array"]
 
 
-def _describe(refinement: Refinement) -> dict[str, Any]:
-    return {
-        "iou": round(float(refinement.iou), 6),
-        "kept": bool(refinement.kept),
-        "sam_score": round(float(refinement.score), 6),
-        "reason": refinement.reason,
-    }
-
-
 def _segment(
     run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt
 ) -> tuple[Arrays, bool]:
@@ -127,7 +118,7 @@ def _refine_garment(
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None, False
     refinement, hit = _refine(run, refiner, item.garment, reference, prompt, "garment")
-    return _describe(refinement), refinement.mask, refinement.refined, hit
+    return refinement.summary(), refinement.mask, refinement.refined, hit
 
 
 def _refine_clothing(
@@ -140,7 +131,7 @@ def _refine_clothing(
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None
     refinement, _ = _refine(run, refiner, item.person, reference, prompt, "parsing")
-    return _describe(refinement), refinement.mask, refinement.refined
+    return refinement.summary(), refinement.mask, refinement.refined
 
 
 def face_restoration(run: RunContext, items: list[Item]) -> None:

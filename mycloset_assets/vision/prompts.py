@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -314,6 +315,15 @@ class Refinement:
     def __post_init__(self) -> None:
         object.__setattr__(self, "mask", self.refined if self.kept else self.reference)
 
+    def summary(self) -> dict[str, Any]:
+        """``{iou, kept, sam_score, reason}``, JSON-ready (what reports and metadata record)."""
+        return {
+            "iou": round(float(self.iou), 6),
+            "kept": bool(self.kept),
+            "sam_score": round(float(self.score), 6),
+            "reason": self.reason,
+        }
+
 
 def agree(
     reference: np.ndarray,
@@ -338,10 +348,10 @@ def agree(
     iou = mask_iou(refined, reference)
     name = f"the {reference_name} mask"
     if iou < low:
-        kept, reason = False, f"IoU {iou:.3f} with {name} is below {low:.2f}: kept {name}"
+        kept, reason = False, f"IoU {iou:.3f} with {name} is below {low:g}: kept {name}"
     elif iou > high:
-        reason = f"IoU {iou:.3f} with {name} is above {high:.2f}: SAM changed too little, kept {name}"
+        reason = f"IoU {iou:.3f} with {name} is above {high:g}: SAM changed too little, kept {name}"
         kept = False
     else:
-        kept, reason = True, f"IoU {iou:.3f} with {name} is within [{low:.2f}, {high:.2f}]: kept SAM's mask"
+        kept, reason = True, f"IoU {iou:.3f} with {name} is within [{low:g}, {high:g}]: kept SAM's mask"
     return Refinement(reference, refined, iou, kept, reason, float(score))

@@ -62,7 +62,8 @@ def test_new_photos_become_partitions_and_runs_keyed_by_sha256(instance, inbox):
     digests = [hashlib.sha256(path.read_bytes()).hexdigest() for path in paths]
     assert sorted(r.run_key for r in result.run_requests) == sorted(digests)
     assert {r.partition_key for r in result.run_requests} == {image_partition_key(p) for p in paths}
-    chain = [dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation")]
+    names = ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask")
+    chain = [dg.AssetKey(name) for name in names]
     assert all(r.asset_selection == chain for r in result.run_requests)
     assert set(instance.get_dynamic_partitions("person_images")) == {image_partition_key(p) for p in paths}
     assert instance.get_dynamic_partitions("garment_images") == []
@@ -177,8 +178,11 @@ def test_pairs_from_csv_wait_for_their_photos_then_run_once(instance, inbox):
     assert "2 waiting" in first.skip_reason.skip_message and "line 6" in first.skip_reason.skip_message
 
     materialise(instance, "person_representation", keys["ann.png"])
-    materialise(instance, "garment_mask", keys["shirt.png"])
-    second = tick(pairs_sensor, instance, inbox, first.cursor)
+    materialise(instance, "refined_garment_mask", keys["shirt.png"])
+    waiting = tick(pairs_sensor, instance, inbox, first.cursor)
+    assert waiting.run_requests == [], "the person's clothing_mask is not materialised yet"
+    materialise(instance, "clothing_mask", keys["ann.png"])
+    second = tick(pairs_sensor, instance, inbox, waiting.cursor)
     assert [(r.run_key, r.partition_key) for r in second.run_requests] == [(ann_shirt, ann_shirt)]
     assert second.run_requests[0].asset_selection == [
         dg.AssetKey("warped_garment"),

@@ -29,6 +29,7 @@ from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStor
 from mycloset_assets.defs.models import MODEL_ASSETS
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, split_pair_key
 from mycloset_assets.defs.quality import THRESHOLDS, quality_report
+from mycloset_assets.defs.refinement import clothing_mask, refined_garment_mask
 from mycloset_assets.defs.resources import MODEL_CACHE, ModelFactoryResource
 from mycloset_assets.defs.restoration import restored_result
 from mycloset_assets.defs.tryon import (
@@ -56,9 +57,9 @@ ZOO = {
     "clip_vit_b32": "metrics/ViT-B-32.pt",
 }
 ROLES = ("pose", "parsing", "garment_mask", "gmm", "tom", "lpips", "clip")
-PERSON_ASSETS = (person_image, pose, human_parsing, person_representation)
+PERSON_ASSETS = (person_image, pose, human_parsing, person_representation, clothing_mask)
 PAIR_ASSETS = (warped_garment, tryon_result, restored_result, quality_report)
-MINE = (person_image, garment_image, *TRYON_ASSETS, restored_result)
+MINE = (person_image, garment_image, *TRYON_ASSETS, clothing_mask, refined_garment_mask, restored_result)
 ALL_ASSETS = [
     checkpoint_analysis,
     canonical_checkpoint,
@@ -66,6 +67,8 @@ ALL_ASSETS = [
     person_image,
     garment_image,
     *TRYON_ASSETS,
+    clothing_mask,
+    refined_garment_mask,
     restored_result,
     quality_report,
 ]
@@ -81,6 +84,8 @@ FORMATS = {
     "human_parsing": "png",
     "person_representation": "npz",
     "garment_mask": "png",
+    "clothing_mask": "png",
+    "refined_garment_mask": "png",
     "warped_garment": "npz",
     "tryon_result": "png",
     "restored_result": "png",
@@ -175,8 +180,8 @@ def graph(tmp_path_factory: pytest.TempPathFactory, synth_file) -> Iterator[Grap
         built = Graph(root / "store", instance, persons, garment, pair_keys, requests, defs, inbox, loads_before)
         for request in requests["person"]:
             execute(built, request, resources)
-        execute(built, dg.RunRequest(partition_key=garment, asset_selection=[garment_image.key, garment_mask.key]),
-                resources)  # fmt: skip
+        garment_steps = [garment_image.key, garment_mask.key, refined_garment_mask.key]
+        execute(built, dg.RunRequest(partition_key=garment, asset_selection=garment_steps), resources)
         requests["pairs"] = planned(defs, PAIR_ASSETS, pair_keys, instance)
         for request in requests["pairs"]:
             execute(built, request, resources)
@@ -189,9 +194,9 @@ def stored(graph: Graph, asset: str, key: str) -> Path:
 
 
 def partitions_of(graph: Graph, asset: str) -> list[str]:
-    if asset in ("person_image", "pose", "human_parsing", "person_representation"):
+    if asset in ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask"):
         return graph.persons
-    return [graph.garment] if asset in ("garment_image", "garment_mask") else graph.pairs
+    return [graph.garment] if asset in ("garment_image", "garment_mask", "refined_garment_mask") else graph.pairs
 
 
 def test_a_backfill_of_the_person_partitions_is_one_run(graph):
@@ -301,6 +306,10 @@ def test_the_graph_computes_what_the_engine_computes(graph):
         assert json.loads(stored(graph, "pose", person).read_text())["keypoints"] == expected.keypoints.tolist()
         assert np.array_equal(np.array(Image.open(stored(graph, "human_parsing", person))), expected.parsing)
         assert np.array_equal(np.array(Image.open(stored(graph, "garment_mask", garment))) > 0, expected.garment_mask)
+        refined = np.array(Image.open(stored(graph, "refined_garment_mask", garment))) > 0
+        assert np.array_equal(refined, expected.garment_mask)  # no MobileSAM: the mask passes through
+        clothes = np.array(Image.open(stored(graph, "clothing_mask", person))) > 0
+        assert np.array_equal(clothes, expected.extras["clothing_mask"])
         with np.load(stored(graph, "warped_garment", key)) as warp:
             assert np.array_equal(warp["theta"], expected.theta)
             assert np.array_equal(warp["warped_garment"], expected.warped_garment)

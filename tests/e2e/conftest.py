@@ -103,7 +103,7 @@ def bundled_pair(layout: DemoLayout) -> tuple[str, ...]:
 
 
 MODELS = ("pose_model", "parsing_model", "garment_mask_model", "gmm_model", "tom_model")
-PERSON_STEPS = ("person_image", "pose", "human_parsing", "person_representation")
+PERSON_STEPS = ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask")
 CHEAP = {
     "pose": {"scales": [0.25], "max_side": 64},
     "human_parsing": {"size": [64, 64], "max_side": 64},
@@ -126,7 +126,7 @@ TARGETS: dict[str, tuple[Step, ...]] = {
             {op: CHEAP[op] for op in ("pose", "human_parsing")},
         ),
         Step(
-            ("garment_image", "garment_mask"),
+            ("garment_image", "garment_mask", "refined_garment_mask"),
             "garment_images",
             lambda layout: (photo_key(layout, "garment"),),
             {"garment_mask": CHEAP["garment_mask"]},

@@ -102,7 +102,7 @@ def test_refinement_reports_both_masks_and_keeps_the_one_the_range_allows(full):
             assert np.array_equal(used, refined)
         else:
             assert abs(mask_iou(refined, used) - info["iou"]) < 1e-6
-            assert info["reason"].endswith("mask") and "below 0.50" in info["reason"]
+            assert info["reason"].endswith("mask") and "below 0.5:" in info["reason"]
 
 
 def test_a_range_that_admits_any_iou_keeps_mobile_sams_garment_mask(full):

@@ -247,14 +247,14 @@ def test_agree_keeps_sam_within_the_range() -> None:
     assert isinstance(result, Refinement)
     assert (result.iou, result.kept, result.score) == (0.5, True, 0.9)
     assert result.mask is half
-    assert result.reason == "IoU 0.500 with the reference mask is within [0.50, 1.00]: kept SAM's mask"
+    assert result.reason == "IoU 0.500 with the reference mask is within [0.5, 1]: kept SAM's mask"
 
     less = half.copy()
     less[4, 9] = False  # 49 of 100 pixels
     result = agree(reference, less, 0.8, reference_name="parsing")
     assert (result.iou, result.kept) == (0.49, False)
     assert result.mask is reference
-    assert result.reason == "IoU 0.490 with the parsing mask is below 0.50: kept the parsing mask"
+    assert result.reason == "IoU 0.490 with the parsing mask is below 0.5: kept the parsing mask"
     assert result.iou == mask_iou(less, reference)
 
 
