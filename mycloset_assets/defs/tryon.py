@@ -5,7 +5,10 @@
     person_image -> pose ------------\\
     person_image -> human_parsing ----> person_representation --\\
                          gmm_model --/                            > warped_garment (GMM) -> tryon_result (TOM)
-    garment_image -> garment_mask -------------------------------/           gmm_model --/         tom_model --/
+    garment_image -> garment_mask -> refined_garment_mask ------/           gmm_model --/         tom_model --/
+
+(``refined_garment_mask``, ``clothing_mask``, ``restored_result`` and ``quality_report``, the optional steps'
+assets, live in :mod:`.refinement`, :mod:`.restoration` and :mod:`.quality`.)
 
 Per-image assets are partitioned by photo (``person_images`` / ``garment_images``), the try-on assets by pair
 (``pairs``, keys ``person|garment``). Each network step reads the JSON card of its per-role model asset
