@@ -50,9 +50,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return freeze({"array": array})["array"]
 
 
-def _segment(
-    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt
-) -> tuple[Arrays, bool]:
+def _segment(run: RunContext, photo: Photo, reference: np.ndarray, prompt: SamPrompt) -> tuple[Arrays, bool]:
     key = content_key(
         stage="mask_refinement",
         version=CACHE_VERSION,
@@ -63,15 +61,16 @@ def _segment(
     )
     found, missing = run.lookup([key])
     if missing:
+        refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)  # loaded on the first miss only
         sam = refiner.segment(photo.image, prompt)
         return run.store(key, {"mask": sam.mask, "score": np.float64(sam.score)}), False
     return found[key], True
 
 
 def _refine(
-    run: RunContext, refiner: MaskRefiner, photo: Photo, reference: np.ndarray, prompt: SamPrompt, name: str
+    run: RunContext, photo: Photo, reference: np.ndarray, prompt: SamPrompt, name: str
 ) -> tuple[Refinement, bool]:
-    arrays, hit = _segment(run, refiner, photo, reference, prompt)
+    arrays, hit = _segment(run, photo, reference, prompt)
     score = float(arrays["score"])
     return agree(reference, arrays["mask"], score, run.options.refinement_iou, reference_name=name), hit
 
@@ -84,13 +83,12 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
     if "mask_refinement" not in run.chosen:
         return _skip(items, "mask_refinement", absent_optional("mask_refinement"))
     with run.step("mask_refinement", count(len(items), "pair")):
-        refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)
         garments: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]] = {}
         people: dict[tuple[str, str], tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
         for item in items:
             assert item.garment_mask is not None and item.parsing is not None and item.keypoints is not None
             if item.garment.digest not in garments:
-                garments[item.garment.digest] = _refine_garment(run, refiner, item)
+                garments[item.garment.digest] = _refine_garment(run, item)
             record, garment_mask, raw, hit = garments[item.garment.digest]
             item.cached += ["mask_refinement"] * hit
             item.garment_mask = {"garment_mask": _frozen(garment_mask)}
@@ -98,7 +96,7 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
                 item.extras["sam_garment_mask"] = raw
             person_key = (item.person.digest, array_digest(item.parsing["parsing"]))
             if person_key not in people:
-                people[person_key] = _refine_clothing(run, refiner, item)
+                people[person_key] = _refine_clothing(run, item)
             person_record, clothing, raw_clothing = people[person_key]
             item.clothing_mask = _frozen(clothing)
             if raw_clothing is not None:
@@ -106,9 +104,7 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
             item.records["mask_refinement"] = {"ran": True, "garment": record, "clothing": person_record}
 
 
-def _refine_garment(
-    run: RunContext, refiner: MaskRefiner, item: Item
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]:
+def _refine_garment(run: RunContext, item: Item) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]:
     assert item.garment_mask is not None
     reference = item.garment_mask["garment_mask"]
     if item.given_mask:
@@ -117,20 +113,18 @@ def _refine_garment(
         prompt = garment_prompt(reference)
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None, False
-    refinement, hit = _refine(run, refiner, item.garment, reference, prompt, "garment")
+    refinement, hit = _refine(run, item.garment, reference, prompt, "garment")
     return refinement.summary(), refinement.mask, refinement.refined, hit
 
 
-def _refine_clothing(
-    run: RunContext, refiner: MaskRefiner, item: Item
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
+def _refine_clothing(run: RunContext, item: Item) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
     assert item.parsing is not None and item.keypoints is not None
     reference = clothing_reference(item.parsing["parsing"])
     try:
         prompt = person_clothing_prompt(reference, item.keypoints["keypoints"])
     except EmptyMaskError as exc:
         return {"reason": f"not refined: {exc}"}, reference, None
-    refinement, _ = _refine(run, refiner, item.person, reference, prompt, "parsing")
+    refinement, _ = _refine(run, item.person, reference, prompt, "parsing")
     return refinement.summary(), refinement.mask, refinement.refined
 
 
@@ -143,7 +137,6 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
     if "face_restoration" not in run.chosen:
         return _skip(items, "face_restoration", absent_optional("face_restoration"))
     with run.step("face_restoration", count(len(items), "pair")):
-        restorer: FaceRestorer | None = None
         for item in items:
             assert item.keypoints is not None and item.tryon is not None
             image, keypoints = item.tryon["tryon"], item.keypoints["keypoints"]
@@ -162,13 +155,12 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
             )
             found, missing = run.lookup([key])
             if missing:
-                if restorer is None:
-                    restorer = run.wrapper(
-                        "face_restoration",
-                        FaceRestorer,
-                        min_score=options.face_min_score,
-                        min_eye_distance=options.face_min_eye_distance,
-                    )
+                restorer: FaceRestorer = run.wrapper(
+                    "face_restoration",
+                    FaceRestorer,
+                    min_score=options.face_min_score,
+                    min_eye_distance=options.face_min_eye_distance,
+                )
                 restored = restorer(image, keypoints)
                 arrays = run.store(
                     key,
@@ -189,8 +181,6 @@ def quality(run: RunContext, items: list[Item]) -> None:
     if not options.quality:
         return _skip(items, "quality", _switched_off("quality"))
     with run.step("quality", count(len(items), "pair")):
-        lpips = run.wrapper("lpips", LpipsDistance) if "lpips" in run.chosen else None
-        clip = run.wrapper("clip", ClipSimilarity) if "clip" in run.chosen else None
         for item in items:
             assert item.tryon is not None and item.garment_mask is not None and item.parsing is not None
             if item.clothing_mask is None:
@@ -212,6 +202,8 @@ def quality(run: RunContext, items: list[Item]) -> None:
             )
             found, missing = run.lookup([key])
             if missing:
+                lpips = run.wrapper("lpips", LpipsDistance) if "lpips" in run.chosen else None
+                clip = run.wrapper("clip", ClipSimilarity) if "clip" in run.chosen else None
                 figures = measure_quality(inputs, lpips, clip, options.quality_max_side)
                 text = json.dumps({"values": figures.values, "skipped": figures.skipped}).encode()
                 arrays = run.store(key, {"figures": np.frombuffer(text, dtype=np.uint8)})

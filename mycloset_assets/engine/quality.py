@@ -109,11 +109,6 @@ def garment_region(inputs: QualityInputs) -> np.ndarray:
     return letterbox.map_to_photo(inputs.warped_mask) >= WARP_THRESHOLD
 
 
-def unchanged_region(inputs: QualityInputs) -> np.ndarray:
-    """H x W bool: the pixels a try-on should leave as they were (neither garment nor old clothes)."""
-    return ~(garment_region(inputs) | np.asarray(inputs.clothing_mask, dtype=bool))
-
-
 def warp_iou(inputs: QualityInputs) -> float:
     """IoU of the warped mask (>= 0.5) and the clothing mask letterboxed into the try-on frame."""
     letterbox = Letterbox.fit(inputs.person.shape[:2], inputs.warped_mask.shape[:2])

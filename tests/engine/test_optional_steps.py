@@ -158,12 +158,14 @@ def test_outputs_hold_quality_json_and_the_side_by_side_png(full, tmp_path):
     assert report["optional_steps"]["quality"]["ran"] is True and REPORT_NAME == "report.json"
 
 
-def test_a_second_call_is_served_by_the_cache(full):
+def test_a_second_call_is_served_by_the_cache_without_loading_a_network(full):
+    pool = ModelPool()
     again = run_virtual_try_on(
         full["person"], DEMO / "tshirt.png", models=full["models"], options=OPTIONS,
-        keypoints=astronaut_keypoints(), parsing=astronaut_parsing(), cache=full["cache"], pool=full["pool"],
+        keypoints=astronaut_keypoints(), parsing=astronaut_parsing(), cache=full["cache"], pool=pool,
     )  # fmt: skip
     assert again.cached == ("garment_mask", "mask_refinement", "tryon", "face_restoration", "quality")
+    assert pool.loads == 0
     assert (
         np.array_equal(again.tryon, full["result"].tryon)
         and again.quality["metrics"] == full["result"].quality["metrics"]
