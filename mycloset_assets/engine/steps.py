@@ -17,6 +17,8 @@ import numpy as np
 from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
 from ..vision.face import FaceNotFoundError, find_face
 from ..vision.prompts import EmptyMaskError, SamPrompt, agree, garment_prompt, person_clothing_prompt
+from ..wrappers.face import FaceRestorer
+from ..wrappers.sam import MaskRefiner
 from .options import TryOnOptions
 
 Segment = Callable[[np.ndarray, SamPrompt], tuple[np.ndarray, float]]
@@ -49,6 +51,26 @@ class RestoredFace:
     image: np.ndarray
     record: dict[str, Any]
     face: np.ndarray | None = None
+
+
+def segment_with(refiner: MaskRefiner) -> Segment:
+    """A :data:`Segment` running ``refiner`` directly (no cache)."""
+
+    def segment(photo: np.ndarray, prompt: SamPrompt) -> tuple[np.ndarray, float]:
+        found = refiner.segment(photo, prompt)
+        return found.mask, float(found.score)
+
+    return segment
+
+
+def restore_with(restorer: FaceRestorer) -> Restore:
+    """A :data:`Restore` running ``restorer`` directly (no cache)."""
+
+    def restore(image: np.ndarray, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+        restored = restorer(image, keypoints)
+        return restored.image, restored.restored_face, tuple(int(v) for v in restored.box)  # type: ignore[return-value]
+
+    return restore
 
 
 def clothing_reference(parsing: np.ndarray) -> np.ndarray:
