@@ -104,6 +104,7 @@ def model_card(slot: str, models: ModelSet, folder: str) -> dict[str, Any] | Non
         "total": report["total"],
         "container": report["container"],
         "reason": report["reason"],
+        "policy": checkpoint.policy,
         "companions": {
             name: {
                 "file": item.path.relative_to(folder).as_posix(),

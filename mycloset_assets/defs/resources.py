@@ -98,7 +98,7 @@ class ModelFactoryResource(dg.ConfigurableResource):
                 f"{path} changed since it was chosen (sha256 {actual[:12]}, expected {card['sha256'][:12]}); "
                 f"materialise {card['role']}_model again"
             )
-        checkpoint = Checkpoint(card["entry"], path, card["file"], actual)
+        checkpoint = Checkpoint(card["entry"], path, card["file"], actual, card.get("policy", "refuse"))
         known = {card["entry"]: checkpoint}
         for entry, item in card.get("companions", {}).items():
             known[entry] = Checkpoint(entry, Path(item["path"]), item["file"], file_digest(item["path"]))
@@ -110,14 +110,14 @@ class ModelFactoryResource(dg.ConfigurableResource):
         checkpoint, models = self._checkpoints(card)
         pool = self.pool()
         before = pool.loads
-        loaded = pool.load(checkpoint, self.device, self.options().torch_dtype, models, policy=self.policy)
+        loaded = pool.load(checkpoint, self.device, self.options().torch_dtype, models)
         return loaded, pool.loads == before
 
     def wrapper(self, card: Mapping[str, Any], factory: Callable[..., W], **settings: Any) -> W:
         """``factory(loaded, **settings)`` around the card's network, made once per process (the pool's)."""
         checkpoint, models = self._checkpoints(card)
         dtype = self.options().torch_dtype
-        return self.pool().wrapper(checkpoint, self.device, dtype, models, factory, policy=self.policy, **settings)
+        return self.pool().wrapper(checkpoint, self.device, dtype, models, factory, **settings)
 
 
 class ModelManagerResource(dg.ConfigurableResource):
