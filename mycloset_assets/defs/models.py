@@ -20,7 +20,7 @@ from typing import Any
 
 import dagster as dg
 
-from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, required_companions
+from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, missing_companions, required_companions
 from ..engine.models import Checkpoint, ModelSet
 from ..monitoring import Monitor
 from .checkpoints import canonical_checkpoint, checkpoint_analysis
@@ -123,9 +123,14 @@ def _companion(checkpoint: Checkpoint, folder: str) -> dict[str, str]:
 
 def missing_slot_message(slot: str, models: ModelSet) -> str:
     """Why no file fills ``slot``: the entries that would, and the files the folder could not use."""
-    message = f"no file in {models.source} fills '{slot}': it needs {' or '.join(SLOTS[slot].entries)}"
+    entries = SLOTS[slot].entries
+    message = f"no file in {models.source} fills '{slot}': it needs {' or '.join(entries)}"
     if SLOTS[slot].pipeline:
         message += f" ({SLOTS[slot].pipeline} does not run without it)"
+    for entry in entries:
+        lacking = missing_companions(entry, models.checkpoints) if entry in models.checkpoints else ()
+        if lacking:
+            message += f"; {models.checkpoints[entry].shown} ({entry}) needs {' and '.join(lacking)} beside it"
     skipped = "; ".join(f"{path} ({reason})" for path, reason in list(models.skipped.items())[:5])
     return message + (f"; skipped: {skipped}" if skipped else "")
 
