@@ -30,11 +30,12 @@ import dagster as dg
 
 from .checkpoints.manager import DuplicateModelError, ModelManager
 from .checkpoints.synth import write_checkpoint
+from .package_data import demo_data_folder, manifests_folder
 
 DEMO_ENTRIES = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
 """One checkpoint for every role of the CP-VTON pipeline (U2Netp for garment masks: the smallest file)."""
 
-DEMO_DATA = Path(__file__).parent / "demo_data"
+DEMO_DATA = demo_data_folder()
 PHOTOS = {"person": ("astronaut.png",), "garment": ("tshirt.png",)}
 LOCATION_NAME = "mycloset"
 CODE = "mycloset_assets.definitions:defs"
@@ -99,8 +100,8 @@ class DemoLayout:
 
 
 def default_manifests() -> Path:
-    """The manifests of the published layouts: ``tests/fixtures/manifests`` of a source checkout."""
-    return Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "manifests"
+    """The published layouts shipped with the package (``mycloset_assets/manifests``)."""
+    return manifests_folder()
 
 
 def write_zoo(folder: Path, entries: Sequence[str], manifests: Path) -> list[Path]:
@@ -109,7 +110,7 @@ def write_zoo(folder: Path, entries: Sequence[str], manifests: Path) -> list[Pat
     for entry in entries:
         source = manifests / f"{entry}.json"
         if not source.is_file():
-            raise DemoError(f"no manifest {source}; the demo runs from a source checkout (pip install -e .)")
+            raise DemoError(f"no manifest {source}: the installed package is incomplete; reinstall mycloset-assets")
         manifest = json.loads(source.read_text())
         target = folder / entry / manifest["published_as"]["file"]
         if not target.exists():
