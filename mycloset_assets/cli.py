@@ -37,7 +37,7 @@ need (torch, Dagster) when they run, so that ``mycloset --help`` and ``mycloset 
 _COLUMNS = ("path", "verdict", "entry", "family", "confidence", "container", "matched", "total")
 
 
-def _table(reports: list[Analysis]) -> str:
+def _table(reports: list[Analysis], weights: dict[str, str]) -> str:
     rows = [
         [str(getattr(r, c)) if not isinstance(getattr(r, c), float) else f"{getattr(r, c):.3f}" for c in _COLUMNS]
         for r in reports
@@ -47,6 +47,8 @@ def _table(reports: list[Analysis]) -> str:
     for report, row in zip(reports, rows, strict=True):
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
         lines.append(f"    {report.reason}")
+        if report.path in weights:
+            lines.append(f"    weights: {weights[report.path]}")
     return "\n".join(lines)
 
 
@@ -60,7 +62,10 @@ def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
     else:
-        print(_table(reports))
+        from .checkpoints.provenance import weights_provenance
+
+        weights = {r.path: weights_provenance(r.path, r.entry).words for r in reports if r.verdict == "identified"}
+        print(_table(reports, weights))
     return 0
 
 
