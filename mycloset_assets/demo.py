@@ -320,7 +320,8 @@ def run_group(
     summary: str = "",
 ) -> tuple[int, bool]:
     """Run ``command`` in a process group of its own, its output appended to ``log``, until it exits or the demo
-    gets SIGINT/SIGTERM (then the whole group is stopped and that is said). ``summary`` is printed once the URL
+    gets SIGINT/SIGTERM (then the whole group is stopped, at most ``1.5 * STOP_GRACE_S`` with further signals
+    ignored, and that is said). ``summary`` is printed once the URL
     ``ready`` answers. Returns (exit status, whether it was stopped by a signal)."""
     handlers = {signum: signal.signal(signum, _stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     process = None
@@ -333,6 +334,8 @@ def run_group(
                 print(summary, flush=True)
             return process.wait(), False
     except DemoStopped as stopped:
+        for signum in handlers:
+            signal.signal(signum, signal.SIG_IGN)
         name = stopped.args[0]
         if process is None:
             return 128 + stopped.signum, True
