@@ -25,8 +25,9 @@ from timing import timed
 from mycloset_assets.checkpoints import analyze, get_entry, load_model
 from mycloset_assets.checkpoints.convert import convert
 from mycloset_assets.checkpoints.synth import write_checkpoint
+from mycloset_assets.package_data import manifests_folder
 
-MANIFESTS = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "manifests"
+MANIFESTS = manifests_folder()
 
 
 def classic_load(entry_id: str, path: Path) -> torch.nn.Module:

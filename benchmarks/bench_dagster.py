@@ -44,13 +44,13 @@ from mycloset_assets.defs.tryon import (
     pose,
 )
 from mycloset_assets.engine.stages import detect_poses, parse_people, parsing_settings, pose_wrapper
+from mycloset_assets.package_data import demo_data_folder, manifests_folder
 from mycloset_assets.pipeline import TryOnOptions
 from mycloset_assets.vision.images import load_image
 from mycloset_assets.wrappers.parsing import parsing_wrapper
 
-ROOT = Path(__file__).parents[1]
-DEMO = ROOT / "mycloset_assets" / "demo_data"
-MANIFESTS = ROOT / "tests" / "fixtures" / "manifests"
+DEMO = demo_data_folder()
+MANIFESTS = manifests_folder()
 PERSON_SIDE_ENTRIES = ("openpose_body_coco18", "schp_lip20", "cpvton_gmm")
 ROLES = ("pose", "parsing", "gmm")
 ALL_ASSETS = [

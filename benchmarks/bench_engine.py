@@ -34,12 +34,12 @@ import torch
 
 from mycloset_assets.checkpoints.synth import write_checkpoint
 from mycloset_assets.engine_cache import ContentCache
+from mycloset_assets.package_data import demo_data_folder, manifests_folder
 from mycloset_assets.pipeline import ModelPool, ModelSet, TryOnOptions, run_virtual_try_on, run_virtual_try_on_batch
 from mycloset_assets.vision.images import load_image
 
-ROOT = Path(__file__).parents[1]
-DEMO = ROOT / "mycloset_assets" / "demo_data"
-MANIFESTS = ROOT / "tests" / "fixtures" / "manifests"
+DEMO = demo_data_folder()
+MANIFESTS = manifests_folder()
 CPVTON = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
 OPTIONAL = ("mobile_sam", "gfpgan_v1_4", "lpips_alex_lin", "torchvision_alexnet_features", "clip_vit_b32")
 WORK_STEPS = ("pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias")

@@ -1,29 +1,43 @@
-"""The ``mycloset`` command: analyse, convert and synthesize checkpoints of the try-on zoo."""
+"""The ``mycloset`` command: analyse, convert and synthesize checkpoints of the try-on zoo.
+
+A command module is registered with one line in ``COMMAND_MODULES``: its ``add_*(subparsers)`` builds parsers
+with the standard library only and every handler imports torch, Dagster and the project's heavy modules inside
+its body, so that ``mycloset --help`` and ``mycloset CMD --help`` import neither (``tests/test_cli_imports.py``
+checks every command).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors.torch import save_file
-from torchvision import models
-
-from .checkpoints import CheckpointError, analyze, load_registry
-from .checkpoints.analysis import Analysis
-from .checkpoints.convert import convert
-from .checkpoints.synth import CONTAINERS, write_checkpoint
-from .demo import run_demo
+from .demo_cli import add_demo_command
 from .manager_cli import add_models_commands
 from .tryon_cli import add_tryon_command
+
+if TYPE_CHECKING:
+    from .checkpoints.analysis import Analysis
+
+CONTAINERS = ("torch_zip", "torch_legacy", "safetensors", "torchscript")
+"""The containers ``synth --container`` offers (``checkpoints.synth.CONTAINERS``, named here so that building
+the parser imports no torch)."""
+
+COMMAND_MODULES: tuple[Callable[[argparse._SubParsersAction], object], ...] = (
+    add_models_commands,
+    add_tryon_command,
+    add_demo_command,
+)
+"""Every module that adds sub-commands: ``add_*(subparsers)`` builds parsers only, and its handlers import what they
+need (torch, Dagster) when they run, so that ``mycloset --help`` and ``mycloset CMD --help`` stay fast."""
 
 _COLUMNS = ("path", "verdict", "entry", "family", "confidence", "container", "matched", "total")
 
 
-def _table(reports: list[Analysis]) -> str:
+def _table(reports: list[Analysis], weights: dict[str, str]) -> str:
     rows = [
         [str(getattr(r, c)) if not isinstance(getattr(r, c), float) else f"{getattr(r, c):.3f}" for c in _COLUMNS]
         for r in reports
@@ -33,10 +47,14 @@ def _table(reports: list[Analysis]) -> str:
     for report, row in zip(reports, rows, strict=True):
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
         lines.append(f"    {report.reason}")
+        if report.path in weights:
+            lines.append(f"    weights: {weights[report.path]}")
     return "\n".join(lines)
 
 
 def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .checkpoints import analyze
+
     absent = [p for p in args.paths if not Path(p).is_file()]
     if absent:
         parser.error(f"not a file: {', '.join(absent)}")
@@ -44,19 +62,26 @@ def _analyze(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in reports], indent=1))
     else:
-        print(_table(reports))
+        from .checkpoints.provenance import weights_provenance
+
+        weights = {r.path: weights_provenance(r.path, r.entry).words for r in reports if r.verdict == "identified"}
+        print(_table(reports, weights))
     return 0
 
 
 def _convert(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if Path(args.destination).suffix != ".safetensors":
         parser.error("DST must end in .safetensors")
+    from .checkpoints.convert import convert
+
     card = convert(args.source, args.destination)
     print(f"wrote {args.destination} ({card['tensors']} tensors, {card['entry']}) and its card")
     return 0
 
 
 def _synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .checkpoints.synth import write_checkpoint
+
     manifest = json.loads(Path(args.manifest).read_text())
     out = write_checkpoint(manifest, args.out, args.seed, container=args.container)
     print(f"wrote {out} ({out.stat().st_size} bytes, {len(manifest['tensors'])} tensors)")
@@ -68,6 +93,8 @@ def _synth_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     manifests = sorted(folder.glob("*.json"))
     if not manifests:
         parser.error(f"no manifests (*.json) in {folder}")
+    from .checkpoints.synth import write_checkpoint
+
     skip = set(args.skip or ())
     for path in manifests:
         if path.stem in skip:
@@ -85,6 +112,10 @@ def _synth_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 def write_impostors(folder: Path) -> list[Path]:
     """Files the zoo's users really hold: an ImageNet ResNet-50 named like OpenPose, an HTML error page
     saved as a TOM checkpoint, a safetensors file renamed .pth and a truncated download."""
+    import torch
+    from safetensors.torch import save_file
+    from torchvision import models
+
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     resnet = folder / "openpose.pth"
@@ -99,11 +130,9 @@ def write_impostors(folder: Path) -> list[Path]:
     return [resnet, html, renamed, truncated]
 
 
-def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    return run_demo(Path(args.home), host=args.host, port=args.port, start=not args.no_start)
-
-
 def _registry(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .checkpoints import load_registry
+
     for entry in load_registry().values():
         print(f"{entry.id:36s} {entry.family:20s} {entry.task:20s} {entry.description}")
     return 0
@@ -146,17 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     registry_cmd = commands.add_parser("registry", help="list the registry's entries")
     registry_cmd.set_defaults(run=_registry)
-    add_models_commands(commands)
-    add_tryon_command(commands)
-
-    demo_cmd = commands.add_parser(
-        "demo", help="synthesized zoo + bundled photos in the inbox + the Dagster UI (dagster dev)"
-    )
-    demo_cmd.add_argument("--home", default="mycloset-demo", help="folder for zoo/, inbox/, storage/, dagster_home/")
-    demo_cmd.add_argument("--host", default="127.0.0.1")
-    demo_cmd.add_argument("--port", type=int, default=3000)
-    demo_cmd.add_argument("--no-start", action="store_true", help="lay everything out and print the command only")
-    demo_cmd.set_defaults(run=_demo)
+    for add_commands in COMMAND_MODULES:
+        add_commands(commands)
     return parser
 
 
@@ -164,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mycloset`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .checkpoints.errors import CheckpointError
+
     try:
         return args.run(args, parser)
     except CheckpointError as exc:

@@ -1,7 +1,8 @@
 """``mycloset models ...``: the model manager on the command line (readable tables, ``--json`` for machines).
 
 ``add_models_commands(subparsers)`` adds the ``models`` command to the ``mycloset`` parser; every handler
-has the ``run(args, parser) -> exit status`` signature of ``cli.py`` and reports errors itself (status 1).
+has the ``run(args, parser) -> exit status`` signature of ``cli.py`` and reports errors itself (status 1). The
+model manager (and with it torch) is imported when a handler runs, not when the parser is built.
 """
 
 from __future__ import annotations
@@ -10,17 +11,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .checkpoints.errors import CheckpointError
-from .checkpoints.manager import (
-    DependencyReport,
-    ModelManager,
-    ModelVersion,
-    RegistrationRefusedError,
-    VerifyReport,
-)
-from .checkpoints.pipelines import describe_missing
+if TYPE_CHECKING:
+    from .checkpoints.manager import DependencyReport, ModelManager, ModelVersion, VerifyReport
 
 Handler = Callable[[argparse.Namespace, argparse.ArgumentParser], int]
 
@@ -40,6 +34,8 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _manager(args: argparse.Namespace) -> ModelManager:
+    from .checkpoints.manager import ModelManager
+
     return ModelManager(args.home)
 
 
@@ -142,6 +138,8 @@ def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _deps_text(report: DependencyReport) -> str:
+    from .checkpoints.pipelines import describe_missing
+
     rows = [
         [
             item.model.label,
@@ -174,6 +172,9 @@ def _deps(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        from .checkpoints.errors import CheckpointError
+        from .checkpoints.manager import RegistrationRefusedError
+
         try:
             return handler(args, parser)
         except RegistrationRefusedError as exc:

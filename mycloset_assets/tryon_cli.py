@@ -1,10 +1,10 @@
 """``mycloset try-on PERSON GARMENT -o OUTDIR``: one try-on with every intermediate written as a PNG.
 
 ``add_tryon_command(subparsers)`` adds the command to the ``mycloset`` parser; its handler has the
-``run(args, parser) -> exit status`` signature of ``cli.py``. Progress goes to stderr as each step starts;
-stdout gets a readable summary, or with ``--json`` exactly the report.json object. report.json adds ``pool``:
-the model pool's ``loads``, ``releases``, ``budget_bytes`` (``--pool-budget-mb``; null: no limit) and
-``peak_resident_bytes``.
+``run(args, parser) -> exit status`` signature of ``cli.py`` and imports the engine (and torch) when it runs.
+Progress goes to stderr as each step starts; stdout gets a readable summary, or with ``--json`` exactly the
+report.json object. report.json adds ``pool``: the model pool's ``loads``, ``releases``, ``budget_bytes``
+(``--pool-budget-mb``; null: no limit) and ``peak_resident_bytes``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .checkpoints.errors import CheckpointError
-from .checkpoints.manager import ModelManager
-from .checkpoints.pipelines import PIPELINES
-from .engine.errors import EngineError, MissingModelsError
-from .engine.models import ModelPool, default_pool
-from .engine.options import TryOnOptions
-from .engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs, write_json
-from .engine.run import run_virtual_try_on
-from .engine_cache import ContentCache
-from .monitoring import Monitor
-from .vision.images import ImageError
+PIPELINE_CHOICES = ("cpvton", "vitonhd")
+"""``--pipeline``'s choices: ``checkpoints.pipelines.PIPELINES``, named here so that building the parser imports no
+torch (a test keeps the two equal)."""
+DEFAULT_MAX_SIDE = 1024
+"""``--max-side``'s default: ``TryOnOptions.max_side`` (a test keeps the two equal)."""
 
 MB = 2**20
 
@@ -54,6 +48,8 @@ def _optional_detail(record: dict[str, Any]) -> str:
 def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...], quality: dict[str, Any] | None = None) -> str:
     """The readable form of a report: models, skipped files, steps, optional steps, quality figures, outputs
     and notes."""
+    from .engine.outputs import QUALITY_NAME, REPORT_NAME
+
     models = [[role, m["entry"], m["sha256"][:12], m["path"]] for role, m in report["models"].items()]
     steps = [
         [s["name"], f"{s['seconds']:.3f}", f"{s['cpu_seconds']:.3f}", f"{s['peak_rss_mb']:.1f}"]
@@ -95,6 +91,8 @@ def _progress(quiet: bool) -> Callable[[str], None] | None:
 
 
 def _error(args: argparse.Namespace, exc: Exception) -> int:
+    from .engine.errors import MissingModelsError
+
     if args.json:
         data: dict[str, Any] = {"error": str(exc)}
         if isinstance(exc, MissingModelsError):
@@ -112,7 +110,18 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--checkpoints {args.checkpoints} is not a folder")
     if args.pool_budget_mb is not None and args.pool_budget_mb < 0:
         parser.error(f"--pool-budget-mb must be >= 0, not {args.pool_budget_mb}")
-    pool = default_pool() if args.pool_budget_mb is None else ModelPool(memory_budget=args.pool_budget_mb * MB)
+    from .checkpoints.errors import CheckpointError
+    from .checkpoints.manager import ModelManager
+    from .engine.errors import EngineError
+    from .engine.models import ModelPool, default_pool
+    from .engine.options import TryOnOptions
+    from .engine.outputs import REPORT_NAME, save_outputs, write_json
+    from .engine.run import run_virtual_try_on
+    from .engine_cache import ContentCache
+    from .monitoring import Monitor
+    from .vision.images import ImageError
+
+    pool = default_pool() if args.pool_budget_mb is None else ModelPool(memory_budget=int(args.pool_budget_mb * MB))
     folder = Path(args.output)
     progress = _progress(args.quiet)
     monitor = Monitor()
@@ -168,13 +177,13 @@ def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     command.add_argument("--checkpoints", metavar="DIR", help="a folder of checkpoints (default: the model manager)")
     command.add_argument("--home", metavar="DIR", help="the model store (default: $MYCLOSET_HOME or ~/.mycloset)")
     command.add_argument(
-        "--pipeline", choices=sorted(PIPELINES), help="default: the best pipeline whose checkpoints are all present"
+        "--pipeline", choices=PIPELINE_CHOICES, help="default: the best pipeline whose checkpoints are all present"
     )
     command.add_argument("--device", default="cpu", help="torch device of the networks (default: cpu)")
     command.add_argument(
         "--max-side",
         type=int,
-        default=TryOnOptions.max_side,
+        default=DEFAULT_MAX_SIDE,
         metavar="PIXELS",
         help="pose, parsing and masks run on copies at most this large (default: %(default)s)",
     )

@@ -18,14 +18,15 @@ import pytest
 import torch
 
 from mycloset_assets.checkpoints.synth import parity_input, write_checkpoint
+from mycloset_assets.package_data import manifests_folder
 
 FIXTURES = Path(__file__).parent / "fixtures"
-MANIFESTS = FIXTURES / "manifests"
+MANIFESTS = manifests_folder()
 PARITY = FIXTURES / "parity"
 
 
 def load_manifest(name: str) -> dict[str, Any]:
-    """The published layout of checkpoint ``name`` (tests/fixtures/manifests/NAME.json)."""
+    """The published layout of checkpoint ``name`` (``mycloset_assets/manifests/NAME.json``)."""
     return json.loads((MANIFESTS / f"{name}.json").read_text())
 
 

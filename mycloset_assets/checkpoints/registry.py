@@ -1,7 +1,7 @@
 """The registry of published checkpoints: one YAML file per checkpoint, read into typed entries.
 
-Adding a published checkpoint of a known family is one YAML file in ``checkpoints_registry/`` and no code
-(see ``docs/adding-a-network.md``). ``MYCLOSET_REGISTRY`` points elsewhere when set.
+Adding a published checkpoint of a known family is one YAML file in ``mycloset_assets/registry/`` (shipped as
+package data) and no code (see ``docs/adding-a-network.md``). ``MYCLOSET_REGISTRY`` points elsewhere when set.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import torch
 import yaml
 
+from ..package_data import registry_folder
 from .errors import RegistryError
 
 REGISTRY_ENV = "MYCLOSET_REGISTRY"
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "checkpoints_registry"
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def parse_entry(raw: Mapping[str, Any], source: Path | None = None) -> Entry:
 
 def registry_dir() -> Path:
     """The folder the registry is read from (absolute)."""
-    return _resolved(os.environ.get(REGISTRY_ENV) or str(DEFAULT_REGISTRY))
+    return _resolved(os.environ.get(REGISTRY_ENV) or str(registry_folder()))
 
 
 @cache

@@ -291,6 +291,46 @@ def draw_parsing(
     return canvas
 
 
+def preview_scale(height: int, width: int, *, min_long_side: int = 512, max_long_side: int = 1024) -> float:
+    """The factor that brings an image's longer side to at least ``min_long_side`` and at most ``max_long_side``:
+    when enlarging, the smallest whole number that reaches ``min_long_side`` without passing ``max_long_side`` (so
+    that pixel repetition keeps every pixel a crisp square); 1.0 when the side is already within the range."""
+    if min(height, width) < 1 or not 1 <= min_long_side <= max_long_side:
+        raise ValueError(
+            f"need a non-empty image and 1 <= min_long_side <= max_long_side, got {height} x {width}, "
+            f"{min_long_side}..{max_long_side}"
+        )
+    long_side = max(height, width)
+    if long_side < min_long_side:
+        return float(min(-(-min_long_side // long_side), max(1, max_long_side // long_side)))
+    return max_long_side / long_side if long_side > max_long_side else 1.0
+
+
+def preview_image(image: np.ndarray, *, min_long_side: int = 512, max_long_side: int = 1024) -> np.ndarray:
+    """An RGB image (or H x W label map) resized by ``preview_scale``: enlarged by pixel repetition, shrunk with
+    area averaging (label maps with nearest neighbour, so no id is invented); a copy when the size is right."""
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    scale = preview_scale(height, width, min_long_side=min_long_side, max_long_side=max_long_side)
+    if scale == 1.0:
+        return image.copy()
+    if scale > 1.0:
+        factor = int(scale)
+        return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if image.ndim == 2:
+        return cv2.resize(image.astype(np.int32), size, interpolation=cv2.INTER_NEAREST).astype(image.dtype)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def parsing_picture(labels: np.ndarray, names: Sequence[str], *, min_long_side: int = 512) -> np.ndarray:
+    """A parsing label map as people can read it: the classes in palette colours (no photo beneath), enlarged by
+    ``preview_image`` to at least ``min_long_side`` pixels, with the legend strip (``"id name"`` per class
+    present) on the right. A label PNG itself stores the ids, which a viewer shows as near-black."""
+    labels = preview_image(_check_labels(labels, names), min_long_side=min_long_side, max_long_side=2048)
+    return draw_parsing(colorize_parsing(labels, names), labels, names, alpha=1.0)
+
+
 def _mask_weight(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Bool, uint8 (0-255) or float ([0, 1]) H x W mask -> float weights in [0, 1]."""
     mask = np.asarray(mask)

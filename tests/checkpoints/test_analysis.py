@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 from mycloset_assets.checkpoints import analyze, load_registry
 from mycloset_assets.checkpoints.registry import REGISTRY_ENV
+from mycloset_assets.package_data import registry_folder
 from tests.conftest import load_manifest, manifest_names
 
 JSON_KEYS = [
@@ -96,7 +96,7 @@ def test_registry_has_one_entry_per_manifest():
 def extended_registry(tmp_path, monkeypatch):
     """The project's registry plus one new YAML: a second publication of U2NET(3, 1)."""
     folder = tmp_path / "registry"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "checkpoints_registry", folder)
+    shutil.copytree(registry_folder(), folder)
     text = (folder / "u2net.yaml").read_text()
     text = text.replace("id: u2net\n", "id: u2net_human_seg\n").replace(
         "description: U^2-Net salient-object segmentation (full model, 1 channel)",

@@ -32,6 +32,7 @@ def test_analyze_table_and_usage_errors(tmp_path, synth_file):
     table = _run("analyze", str(synth_file("openpose_hand")))
     assert table.returncode == 0
     assert "identified" in table.stdout and "openpose_hand" in table.stdout
+    assert "\n    weights: synthesized by this project (synth.py's rule, seed 0)" in table.stdout
     missing = _run("analyze", str(tmp_path / "nope.pth"), "--json")
     assert missing.returncode == 2 and "not a file" in missing.stderr
     assert _run("analyze").returncode == 2
