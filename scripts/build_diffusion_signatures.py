@@ -3,8 +3,8 @@
 Run with the ``diffusion`` extra installed (diffusers==0.42.1): ``python scripts/build_diffusion_signatures.py``.
 For each entry whose YAML names a ``signature``, the network is built from the YAML's published config on the
 meta device and its state dict is stored as ``{key: [shape, dtype]}`` together with the names the original
-single-file (CompVis/Stability ``model.diffusion_model.*``, ControlNet ``control_model.*``) layout gives each
-key. The single-file names are derived here and checked against diffusers' own converters
+single-file (CompVis/Stability ``model.diffusion_model.*``, ControlNet ``control_model.*`` or unprefixed)
+layout gives each key. The single-file names are derived here and checked against diffusers' own converters
 (``convert_ldm_unet_checkpoint``, ``convert_controlnet_checkpoint``): every key must come back, with its
 shape. The analyzer reads only the data, so diffusers is never needed to recognise a file.
 """
@@ -99,14 +99,18 @@ def signature(entry: dict) -> dict:
     up_attention = {i for i, kind in enumerate(config.get("up_block_types", ())) if "CrossAttn" in kind}
     layers = config.get("layers_per_block", 2)
     prefix = CONTROLNET_PREFIX if class_name == "ControlNetModel" else UNET_PREFIX
-    single = {key: prefix + ldm_name(key, layers, up_attention) for key in state}
+    bare = {key: ldm_name(key, layers, up_attention) for key in state}
+    single = {key: prefix + name for key, name in bare.items()}
     _check_round_trip(class_name, config, state, single)
+    layouts = {"single_file": single}
+    if class_name == "ControlNetModel":
+        layouts["release_without_prefix"] = bare  # e.g. ControlNets for SD 2.1 published without control_model.
     return {
         "format": 1,
         "built_with": f"diffusers=={diffusers.__version__}, torch=={torch.__version__.split('+')[0]}",
         "class_name": class_name,
         "tensors": {key: [list(t.shape), str(t.dtype).removeprefix("torch.")] for key, t in state.items()},
-        "layouts": {"single_file": single},
+        "layouts": layouts,
     }
 
 

@@ -202,7 +202,7 @@ def score(tensors: Mapping[str, TensorRecord], candidates: tuple[Candidate, ...]
     rank first (or tie for it) is matched in full.
     """
     bounded = [
-        (found.bound(table, len(tensors)), candidate, table, found)
+        (found.bound(table, len(tensors), candidate.rules), candidate, table, found)
         for candidate, table, found in _overlaps(tensors, _name_index(candidates))
     ]
     bounded.sort(key=lambda item: item[0], reverse=True)

@@ -4,7 +4,8 @@ A diffusers folder keeps one network per file (``unet/diffusion_pytorch_model[.f
 ``config.json`` beside it); an original CompVis/Stability single file holds the UNet
 (``model.diffusion_model.*``), the VAE (``first_stage_model.*``) and the text encoder(s)
 (``cond_stage_model.*``, SDXL ``conditioner.embedders.*``) together, and ControlNet's own release holds
-``control_model.*``. The sentence is added to the analysis reason of the diffusion entries.
+``control_model.*`` (some releases drop the prefix). The sentence is added to the analysis reason of the
+diffusion entries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SINGLE_FILE_PARTS = (
     ("text encoder", ("cond_stage_model.", "conditioner.embedders.")),
 )
 CONTROLNET_PREFIX = "control_model."
+CONTROLNET_HINT = "input_hint_block."
 
 
 def _holds(keys: Iterable[str], prefixes: tuple[str, ...]) -> bool:
@@ -55,6 +57,8 @@ def describe(header: Header, family: str) -> str:
     if family == "controlnet" and _holds(keys, (CONTROLNET_PREFIX,)):
         extra = " and a Stable Diffusion UNet" if _holds(keys, SINGLE_FILE_PARTS[0][1]) else ""
         return f"an original ControlNet single file (control_model.*{extra}), {dtype}"
+    if family == "controlnet" and _holds(keys, (CONTROLNET_HINT,)):
+        return f"an original ControlNet single file without the control_model. prefix, {dtype}"
     if _holds(keys, SINGLE_FILE_PARTS[0][1]):
         held = [name for name, prefixes in SINGLE_FILE_PARTS if _holds(keys, prefixes)]
         lacking = [name for name, prefixes in SINGLE_FILE_PARTS if not _holds(keys, prefixes)]

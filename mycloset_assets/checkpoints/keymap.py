@@ -173,10 +173,22 @@ class Overlap:
     prefix: str | None
     bare: Mapping[str, str]
 
-    def bound(self, table: KeyTable, file_tensors: int) -> float:
-        """An upper bound of the confidence a full match can reach."""
-        denominator = len(table.names) - len(table.optional) + file_tensors - self.named
+    def bound(self, table: KeyTable, file_tensors: int, rules: KeyRules | None = None) -> float:
+        """An upper bound of the confidence a full match can reach (documented extras never count against it)."""
+        extras = count_extras(self.bare, rules.extras) if rules and rules.extras else 0
+        denominator = len(table.names) - len(table.optional) + file_tensors - self.named - extras
         return min(1.0, self.named / denominator) if denominator > 0 else 0.0
+
+
+@cache
+def _extras_pattern(extras: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{pattern})" for pattern in extras))
+
+
+def count_extras(names: Iterable[str], extras: tuple[str, ...]) -> int:
+    """How many of ``names`` are documented extras (at most; a name the table expects is never one)."""
+    search = _extras_pattern(extras).search
+    return sum(1 for name in names if search(name))
 
 
 def overlap(

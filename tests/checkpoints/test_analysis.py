@@ -83,7 +83,16 @@ def test_file_name_never_decides(synth_file):
 
 # Entries whose published files are 0.4-10 GB: their tests write the real headers (tests/models/test_sam_vit.py,
 # tests/checkpoints/test_diffusion.py) instead of synthesizing full files from manifests.
-HEADER_TESTED = {"sam_vit_b", "sam_vit_l", "sam_vit_h"}
+HEADER_TESTED = {
+    "sam_vit_b",
+    "sam_vit_l",
+    "sam_vit_h",
+    "sd15_unet_diffusers",
+    "sd15_inpainting_unet_diffusers",
+    "sd21_unet_diffusers",
+    "sdxl_unet_diffusers",
+    "controlnet_sd15_diffusers",
+}
 
 
 def test_registry_has_one_entry_per_manifest():
