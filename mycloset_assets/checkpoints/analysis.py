@@ -346,7 +346,9 @@ _FAMILY_NAMES = {
     "alias": "VITON-HD ALIAS",
     "clip": "CLIP",
     "lpips": "LPIPS",
-    "sam": "MobileSAM",
+    "sam": "SAM",
+    "unet|diffusion|sd_?xl|v1-5|v2-1": "Stable Diffusion",
+    "control": "ControlNet",
     "gfpgan": "GFPGAN",
 }
 

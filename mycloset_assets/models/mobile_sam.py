@@ -102,23 +102,9 @@ class SegmentAnything(nn.Module):
 
 
 class MobileSAM(SegmentAnything):
-    """Segment Anything with TinyViT (MobileSAM ``vit_t``)."""
+    """Segment Anything with TinyViT (MobileSAM ``vit_t``); ``options`` are SegmentAnything's."""
 
-    def __init__(
-        self,
-        image_size: int = 1024,
-        prompt_embed_dim: int = 256,
-        mask_in_chans: int = 16,
-        num_multimask_outputs: int = 3,
-        pixel_mean: Sequence[float] = PIXEL_MEAN,
-        pixel_std: Sequence[float] = PIXEL_STD,
-    ) -> None:
+    def __init__(self, image_size: int = 1024, prompt_embed_dim: int = 256, **options: Any) -> None:
         super().__init__(
-            TinyViT(img_size=image_size, out_chans=prompt_embed_dim),
-            image_size,
-            prompt_embed_dim,
-            mask_in_chans,
-            num_multimask_outputs,
-            pixel_mean,
-            pixel_std,
+            TinyViT(img_size=image_size, out_chans=prompt_embed_dim), image_size, prompt_embed_dim, **options
         )

@@ -9,12 +9,14 @@ ones MobileSAM uses (``mobile_sam_decoder``), and so is the end-to-end call (``S
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .mobile_sam import PIXEL_MEAN, PIXEL_STD, SegmentAnything
+from .mobile_sam import SegmentAnything
+from .mobile_sam_decoder import MLPBlock
 from .mobile_sam_tinyvit import LayerNorm2d
 
 VARIANTS: dict[str, dict[str, object]] = {
@@ -66,18 +68,6 @@ class Attention(nn.Module):
         return self.proj(out.reshape(batch, height, width, -1))
 
 
-class MLPBlock(nn.Module):
-    """The ViT blocks' two-layer MLP (GELU; the decoder's MLPBlock uses ReLU)."""
-
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.lin1 = nn.Linear(dim, hidden)
-        self.lin2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin2(F.gelu(self.lin1(x)))
-
-
 def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """B x H x W x C -> (B * windows) x window x window x C, zero-padding H and W to multiples of window."""
     batch, height, width, channels = x.shape
@@ -108,7 +98,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, grid if window == 0 else (window, window))
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLPBlock(dim, int(dim * mlp_ratio))
+        self.mlp = MLPBlock(dim, int(dim * mlp_ratio), nn.GELU)
         self.window = window
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -175,18 +165,9 @@ class SamViT(SegmentAnything):
     """Segment Anything with a ViT-B, ViT-L or ViT-H image encoder (``variant``: vit_b, vit_l, vit_h)."""
 
     def __init__(
-        self,
-        variant: str = "vit_b",
-        image_size: int = 1024,
-        prompt_embed_dim: int = 256,
-        mask_in_chans: int = 16,
-        num_multimask_outputs: int = 3,
-        pixel_mean: Sequence[float] = PIXEL_MEAN,
-        pixel_std: Sequence[float] = PIXEL_STD,
+        self, variant: str = "vit_b", image_size: int = 1024, prompt_embed_dim: int = 256, **options: Any
     ) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown SAM variant {variant!r}; known: {', '.join(VARIANTS)}")
         encoder = ImageEncoderViT(img_size=image_size, out_chans=prompt_embed_dim, **VARIANTS[variant])  # type: ignore[arg-type]
-        super().__init__(
-            encoder, image_size, prompt_embed_dim, mask_in_chans, num_multimask_outputs, pixel_mean, pixel_std
-        )
+        super().__init__(encoder, image_size, prompt_embed_dim, **options)
