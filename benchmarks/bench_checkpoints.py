@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,16 +46,6 @@ def classic_load(entry_id: str, path: Path) -> torch.nn.Module:
     return network.eval()
 
 
-def cpu_timed(function, repeat: int) -> float:
-    """Median CPU time of the process over ``repeat`` calls, in seconds (what a busy machine does not inflate)."""
-    samples = []
-    for _ in range(repeat):
-        start = time.process_time()
-        function()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
-
-
 def bench_sdxl_header(repeat: int) -> None:
     """Header read and full analysis of a 1,680-tensor SDXL UNet file (diffusers fp16 layout)."""
     table = entry_tables("sdxl_unet_diffusers")[0]
@@ -67,7 +56,7 @@ def bench_sdxl_header(repeat: int) -> None:
         )
         analyze(path, verify=False)
         header = timed(lambda: read_header(path), repeat)
-        header_cpu = cpu_timed(lambda: read_header(path), repeat)
+        header_cpu = timed(lambda: read_header(path), repeat, time.process_time)
         analysis = timed(lambda: analyze(path, verify=False), repeat)
         size_gb = path.stat().st_size / 1e9
     print(
