@@ -83,7 +83,8 @@ def single_file_state(entry_id: str, parts: tuple[str, ...] = ("unet",)) -> dict
                 (49408, width)
             )
     if "schedule" in parts:
-        for name in ("betas", "alphas_cumprod", "posterior_mean_coef1"):
+        names = ("denoiser.sigmas",) if entry_id == "sdxl_unet_diffusers" else ("betas", "alphas_cumprod", "logvar")
+        for name in names:
             tensors[name] = zero_stride((1000,), torch.float32)
     return tensors
 
