@@ -217,7 +217,8 @@ def test_a_try_on_unet_with_a_widened_conv_in_is_partial_and_says_why(tmp_path, 
 
 
 def test_analysis_never_imports_diffusers(tmp_path):
-    """Analysis needs neither diffusers nor segment-anything: the diffusion entries read stored signatures."""
+    """Analysis needs neither diffusers nor segment-anything (the diffusion entries read stored signatures);
+    building a diffusion network without diffusers says which extra to install."""
     import subprocess
     import sys
 
@@ -227,6 +228,15 @@ def test_analysis_never_imports_diffusers(tmp_path):
         "sys.modules['segment_anything'] = None\n"
         "from mycloset_assets.checkpoints import analyze\n"
         f"print(analyze({str(write_diffusers_folder(tmp_path, 'sd21_unet_diffusers'))!r}).entry)\n"
+        "from mycloset_assets.diffusion import DiffusersMissingError, from_config\n"
+        "try:\n"
+        "    from_config('UNet2DConditionModel', {})\n"
+        "except DiffusersMissingError as exc:\n"
+        "    print(exc)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert done.stdout.strip() == "sd21_unet_diffusers"
+    assert done.stdout.splitlines() == [
+        "sd21_unet_diffusers",
+        "building a Stable Diffusion UNet or ControlNet needs diffusers (pip install -e '.[diffusion]'); "
+        "analysing the file does not",
+    ]
