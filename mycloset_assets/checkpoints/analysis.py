@@ -17,6 +17,7 @@ from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
+from . import diffusion_layout
 from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
 from .keymap import COMMON_PREFIXES, KeyTable, Match, Overlap, entry_tables, match_tensors, strip_prefix
 from .pickles import TensorRecord
@@ -201,7 +202,7 @@ def score(tensors: Mapping[str, TensorRecord], candidates: tuple[Candidate, ...]
     rank first (or tie for it) is matched in full.
     """
     bounded = [
-        (found.bound(table, len(tensors)), candidate, table, found)
+        (found.bound(table, len(tensors), candidate.rules), candidate, table, found)
         for candidate, table, found in _overlaps(tensors, _name_index(candidates))
     ]
     bounded.sort(key=lambda item: item[0], reverse=True)
@@ -241,12 +242,12 @@ def analyze_header(header: Header, shown: str | None = None) -> Analysis:
     if best and _is_identified(best):
         twins = [s.id for s in entries[1:] if _is_identified(s) and s.rank == best.rank]
         reason = best.description + (f"; equal on contents to {', '.join(twins)}" if twins else "")
-        return _report(header, shown, "identified", best, reason)
+        return _report(header, shown, "identified", best, reason + _layout(header, best))
     impostor = next(iter(score(tensors, signature_candidates())), None)
     if impostor and _is_impostor(impostor) and (best is None or impostor.rank > best.rank):
         return _report(header, shown, "impostor", impostor, _impostor_reason(impostor, shown))
     if best and best.match.name_coverage >= PARTIAL_NAME_COVERAGE:
-        return _report(header, shown, "partial", best, _partial_reason(best))
+        return _report(header, shown, "partial", best, _partial_reason(best) + _layout(header, best))
     closest = max((s for s in (best, impostor) if s), key=lambda s: s.rank, default=None)
     hint = f"; closest: {closest.id} with {closest.match.matched}/{closest.match.total} tensors" if closest else ""
     report = _blank(
@@ -257,6 +258,13 @@ def analyze_header(header: Header, shown: str | None = None) -> Analysis:
     )
     report.wrapper, report.tensors, report.params = header.wrapper, len(tensors), header.params
     return report
+
+
+def _layout(header: Header, scored: Scored) -> str:
+    """The diffusion entries' layout, parts and precision ("" for the other families)."""
+    if scored.family not in diffusion_layout.DIFFUSION_FAMILIES:
+        return ""
+    return "; " + diffusion_layout.describe(header, scored.family)
 
 
 def _is_identified(scored: Scored) -> bool:
@@ -299,6 +307,13 @@ def _examples(items: list[str]) -> str:
 def _partial_reason(scored: Scored) -> str:
     match = scored.match
     parts = [f"{scored.description}, but only {match.matched} of {match.total} tensors match"]
+    widened = [m for m in match.mismatched if str(m["key"]).endswith("conv_in.weight")]
+    if widened and len(widened[0]["file_shape"]) == 4:
+        file_in, model_in = widened[0]["file_shape"][1], widened[0]["model_shape"][1]
+        parts.append(
+            f"{widened[0]['key']} takes {file_in} input channels instead of {model_in} (a fine-tuned network "
+            "with extra inputs, e.g. a try-on UNet)"
+        )
     if match.mismatched:
         first = match.mismatched[0]
         parts.append(
@@ -331,7 +346,9 @@ _FAMILY_NAMES = {
     "alias": "VITON-HD ALIAS",
     "clip": "CLIP",
     "lpips": "LPIPS",
-    "sam": "MobileSAM",
+    "sam": "SAM",
+    "unet|diffusion|sd_?xl|v1-5|v2-1": "Stable Diffusion",
+    "control": "ControlNet",
     "gfpgan": "GFPGAN",
 }
 

@@ -7,6 +7,8 @@ compared in that published space after unwrapping and stripping the prefix the f
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import RegistryError
 from .pickles import TensorRecord
 from .registry import Entry, KeyRules, get_entry, registry_dir
 
@@ -85,12 +88,36 @@ def entry_tables(entry_id: str) -> tuple[KeyTable, ...]:
 @cache
 def _entry_tables(folder: Path, entry_id: str) -> tuple[KeyTable, ...]:
     entry = get_entry(entry_id)
+    if entry.signature is not None:
+        return stored_tables(entry)
     network = build_on_meta(entry)
     published = table_from_module(network, entry.keys, entry.keys.in_scope)
     if not entry.keys.renames:
         return (published,)
     own = KeyRules(optional=entry.keys.optional, extras=entry.keys.extras, scope=entry.keys.scope)
     return published, table_from_module(network, own, entry.keys.in_scope)
+
+
+def stored_tables(entry: Entry) -> tuple[KeyTable, ...]:
+    """The tables of an entry whose expected tensors are stored as data (``architecture.signature``, written by
+    ``scripts/build_diffusion_signatures.py``): the module's own names first, then each published layout's."""
+    path = entry.signature
+    try:
+        data = json.loads(gzip.decompress(path.read_bytes()))  # type: ignore[union-attr]
+        tensors = {
+            key: Expected(key, tuple(shape), getattr(torch, dtype)) for key, (shape, dtype) in data["tensors"].items()
+        }
+        layouts = [{published: tensors[key] for key, published in names.items()} for names in data["layouts"].values()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RegistryError(f"{entry.id}: signature {path} cannot be read ({exc}); rebuild it") from exc
+    return tuple(
+        KeyTable(
+            table,
+            frozenset(name for name, spec in table.items() if entry.keys.is_optional(spec.module_key)),
+            frozenset(table),
+        )
+        for table in (tensors, *layouts)
+    )
 
 
 def build_on_meta(entry: Entry) -> torch.nn.Module:
@@ -146,10 +173,22 @@ class Overlap:
     prefix: str | None
     bare: Mapping[str, str]
 
-    def bound(self, table: KeyTable, file_tensors: int) -> float:
-        """An upper bound of the confidence a full match can reach."""
-        denominator = len(table.names) - len(table.optional) + file_tensors - self.named
+    def bound(self, table: KeyTable, file_tensors: int, rules: KeyRules | None = None) -> float:
+        """An upper bound of the confidence a full match can reach (documented extras never count against it)."""
+        extras = count_extras(self.bare, rules.extras) if rules and rules.extras else 0
+        denominator = len(table.names) - len(table.optional) + file_tensors - self.named - extras
         return min(1.0, self.named / denominator) if denominator > 0 else 0.0
+
+
+@cache
+def _extras_pattern(extras: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{pattern})" for pattern in extras))
+
+
+def count_extras(names: Iterable[str], extras: tuple[str, ...]) -> int:
+    """How many of ``names`` are documented extras (at most; a name the table expects is never one)."""
+    search = _extras_pattern(extras).search
+    return sum(1 for name in names if search(name))
 
 
 def overlap(

@@ -40,7 +40,7 @@ PIPELINES: dict[str, dict[str, tuple[str, ...]]] = {
 
 OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
     "face_restoration": ("gfpgan_v1_4",),
-    "mask_refinement": ("mobile_sam",),
+    "mask_refinement": ("sam_vit_h", "sam_vit_l", "sam_vit_b", "mobile_sam"),
     "lpips": ("lpips_alex_lin", "lpips_vgg_lin"),
     "clip": ("clip_vit_b32",),
 }

@@ -1,7 +1,9 @@
 """The registry of published checkpoints: one YAML file per checkpoint, read into typed entries.
 
 Adding a published checkpoint of a known family is one YAML file in ``mycloset_assets/registry/`` (shipped as
-package data) and no code (see ``docs/adding-a-network.md``). ``MYCLOSET_REGISTRY`` points elsewhere when set.
+package data) and no code (see ``docs/adding-a-network.md``). ``MYCLOSET_REGISTRY`` points elsewhere when set. An
+entry whose network comes from an optional package (diffusers) also names a ``signature``: its expected tensors
+stored as data (``registry/signatures/``).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class Entry:
     labels: Any = None
     keypoints: Any = None
     source: Path | None = None
+    signature: Path | None = None
 
     def build(self) -> torch.nn.Module:
         """Construct the network with the entry's arguments (on the current default device)."""
@@ -126,6 +129,9 @@ def parse_entry(raw: Mapping[str, Any], source: Path | None = None) -> Entry:
     architecture = raw["architecture"]
     if "builder" not in architecture:
         raise RegistryError(f"{where}: architecture.builder is required")
+    signature = architecture.get("signature")
+    if signature is not None:
+        signature = (source.parent if source else Path()) / signature
     return Entry(
         id=raw["id"],
         family=raw["family"],
@@ -143,6 +149,7 @@ def parse_entry(raw: Mapping[str, Any], source: Path | None = None) -> Entry:
         labels=raw.get("labels"),
         keypoints=raw.get("keypoints"),
         source=source,
+        signature=signature,
     )
 
 

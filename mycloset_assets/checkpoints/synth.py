@@ -16,7 +16,9 @@ reference fixtures were computed on.
 
 from __future__ import annotations
 
+import json
 import math
+import struct
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,3 +147,33 @@ def _tensor_tree(state: Mapping[str, torch.Tensor]) -> torch.nn.Module:
         else:
             node.register_buffer(leaf, tensor)
     return root
+
+
+SAFETENSORS_NAMES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64", "int64": "I64"}
+
+
+def write_header_only_safetensors(
+    path: Path, tensors: Mapping[str, tuple[tuple[int, ...], str]], metadata: Mapping[str, str] | None = None
+) -> Path:
+    """A safetensors file with the real header of ``tensors`` (key -> (shape, dtype name)) and zero data.
+
+    The data section is a hole (the file is extended, not written), so a 10 GB SDXL UNet costs its header on
+    disk; every header-only reader sees the published layout.
+    """
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for key, (shape, dtype) in tensors.items():
+        nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+        header[key] = {
+            "dtype": SAFETENSORS_NAMES[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        handle.truncate(8 + len(raw) + offset)
+    return path

@@ -1,8 +1,9 @@
 """MobileSAM (ChaoningZhang/MobileSAM ``build_sam_vit_t``): SAM with a TinyViT-5M image encoder.
 
-The three parts keep the reference's attribute names (``image_encoder``, ``prompt_encoder``,
-``mask_decoder``) so callers can run them one by one, as SAM's predictor does: embed the image once, then
-decode masks for any number of prompts.
+``SegmentAnything`` is what every SAM shares (``sam_vit`` gives it a ViT-B/L/H encoder). The three parts
+keep the reference's attribute names (``image_encoder``, ``prompt_encoder``, ``mask_decoder``) so callers
+can run them one by one, as SAM's predictor does: embed the image once, then decode masks for any number
+of prompts.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ PIXEL_MEAN = (123.675, 116.28, 103.53)
 PIXEL_STD = (58.395, 57.12, 57.375)
 
 
-class MobileSAM(nn.Module):
-    """Segment Anything with TinyViT: image (padded to ``image_size``) + prompts -> mask logits."""
+class SegmentAnything(nn.Module):
+    """Segment Anything around any image encoder: image (padded to ``image_size``) + prompts -> mask logits.
+
+    The image encoder must map N x 3 x S x S to N x ``prompt_embed_dim`` x S/16 x S/16 and carry ``img_size``.
+    """
 
     mask_threshold: float = 0.0
 
     def __init__(
         self,
+        image_encoder: nn.Module,
         image_size: int = 1024,
         prompt_embed_dim: int = 256,
         mask_in_chans: int = 16,
@@ -37,7 +42,7 @@ class MobileSAM(nn.Module):
     ) -> None:
         super().__init__()
         embedding_size = image_size // 16
-        self.image_encoder = TinyViT(img_size=image_size, out_chans=prompt_embed_dim)
+        self.image_encoder = image_encoder
         self.prompt_encoder = PromptEncoder(
             prompt_embed_dim, (embedding_size, embedding_size), (image_size, image_size), mask_in_chans
         )
@@ -94,3 +99,12 @@ class MobileSAM(nn.Module):
                 }
             )
         return outputs
+
+
+class MobileSAM(SegmentAnything):
+    """Segment Anything with TinyViT (MobileSAM ``vit_t``); ``options`` are SegmentAnything's."""
+
+    def __init__(self, image_size: int = 1024, prompt_embed_dim: int = 256, **options: Any) -> None:
+        super().__init__(
+            TinyViT(img_size=image_size, out_chans=prompt_embed_dim), image_size, prompt_embed_dim, **options
+        )

@@ -124,15 +124,16 @@ class PromptEncoder(nn.Module):
 
 
 class MLPBlock(nn.Module):
-    """Two-layer MLP of the transformer blocks."""
+    """Two-layer MLP of the transformer blocks (ReLU in the decoder; SAM's ViT blocks pass GELU)."""
 
-    def __init__(self, embedding_dim: int, mlp_dim: int) -> None:
+    def __init__(self, embedding_dim: int, mlp_dim: int, act: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.lin1 = nn.Linear(embedding_dim, mlp_dim)
         self.lin2 = nn.Linear(mlp_dim, embedding_dim)
+        self.act = act()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin2(F.relu(self.lin1(x)))
+        return self.lin2(self.act(self.lin1(x)))
 
 
 class Attention(nn.Module):

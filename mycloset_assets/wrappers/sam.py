@@ -1,4 +1,5 @@
-"""MobileSAM mask refinement: a photo and a box/point prompt in, SAM's best mask at the photo's size out.
+"""SAM mask refinement (SAM ViT-B/L/H or MobileSAM): a photo and a box/point prompt in, SAM's best mask at the
+photo's size out.
 
 Pre- and post-processing are segment-anything's ``SamPredictor`` (which MobileSAM uses unchanged):
 ``ResizeLongestSide(1024)`` resizes the RGB photo with PIL bilinear to the long side 1024 (sides rounded half
@@ -6,7 +7,8 @@ up) and scales prompt coordinates by new/old size per axis; ``Sam.preprocess`` n
 1024 x 1024; the image is encoded once and every prompt decoded against that embedding with
 ``multimask_output=True``; the output with the highest predicted IoU is kept (SAM's advice for an
 ambiguous prompt), its low-res logits upsampled by ``postprocess_masks`` to the photo's size and thresholded
-at 0. A photo of any size costs one 1024-side encoder pass.
+at 0. A photo of any size costs one 1024-side encoder pass (about a minute for ViT-B on two CPU cores, a
+fraction of a second for MobileSAM).
 """
 
 from __future__ import annotations
@@ -52,17 +54,20 @@ def resize_longest_side(image: np.ndarray, long_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((width, height), Image.BILINEAR))
 
 
+SAM_FAMILIES = ("sam", "mobile_sam")
+
+
 class MaskRefiner:
-    """MobileSAM on a ``LoadedModel`` of family ``mobile_sam``: ``segment`` a prompt, ``refine`` a coarse mask.
+    """SAM on a ``LoadedModel`` of family ``sam`` or ``mobile_sam``: ``segment`` a prompt, ``refine`` a coarse mask.
 
     ``embed`` + ``decode`` let a caller encode a photo once and decode many prompts (``segment_many``).
     """
 
     def __init__(self, loaded: LoadedModel) -> None:
-        if loaded.entry.family != "mobile_sam":
+        if loaded.entry.family not in SAM_FAMILIES:
             raise WrongFamilyError(
-                f"MaskRefiner wraps MobileSAM checkpoints, not {loaded.entry.family} ({loaded.entry.id}); "
-                "load mobile_sam.pt and pass that"
+                f"MaskRefiner wraps SAM checkpoints, not {loaded.entry.family} ({loaded.entry.id}); "
+                "load sam_vit_*.pth or mobile_sam.pt and pass that"
             )
         self.loaded = loaded
         self.module = loaded.module

@@ -81,8 +81,22 @@ def test_file_name_never_decides(synth_file):
     assert (report.verdict, report.entry) == ("identified", "u2netp")
 
 
+# Entries whose published files are 0.4-10 GB: their tests write the real headers (tests/models/test_sam_vit.py,
+# tests/checkpoints/test_diffusion.py) instead of synthesizing full files from manifests.
+HEADER_TESTED = {
+    "sam_vit_b",
+    "sam_vit_l",
+    "sam_vit_h",
+    "sd15_unet_diffusers",
+    "sd15_inpainting_unet_diffusers",
+    "sd21_unet_diffusers",
+    "sdxl_unet_diffusers",
+    "controlnet_sd15_diffusers",
+}
+
+
 def test_registry_has_one_entry_per_manifest():
-    entries = load_registry()
+    entries = {name: entry for name, entry in load_registry().items() if name not in HEADER_TESTED}
     assert sorted(entries) == manifest_names()
     for name, entry in entries.items():
         manifest = load_manifest(name)

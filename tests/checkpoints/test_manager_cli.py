@@ -121,4 +121,4 @@ def test_deps_names_what_each_optional_step_uses(models, synth_file):
     assert report["steps"]["face_restoration"]["missing"] == {"face_restoration": ["gfpgan_v1_4"]}
     out = models("deps")[1]
     assert f"step quality: needs clip (clip_vit_b32) (uses lpips={LIN})" in out
-    assert "step mask_refinement: needs mask_refinement (mobile_sam)" in out
+    assert "step mask_refinement: needs mask_refinement (sam_vit_h or sam_vit_l or sam_vit_b or mobile_sam)" in out

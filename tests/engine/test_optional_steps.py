@@ -210,7 +210,7 @@ def test_without_optional_checkpoints_the_steps_say_what_is_missing(synth_file, 
     )  # fmt: skip
     assert result.optional_steps["mask_refinement"] == {
         "ran": False,
-        "reason": "no mask_refinement checkpoint is available (mobile_sam)",
+        "reason": "no mask_refinement checkpoint is available (sam_vit_h or sam_vit_l or sam_vit_b or mobile_sam)",
     }
     assert result.optional_steps["face_restoration"]["reason"] == (
         "no face_restoration checkpoint is available (gfpgan_v1_4)"

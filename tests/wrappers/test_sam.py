@@ -1,4 +1,5 @@
-"""MobileSAM mask refinement on synthesized weights: SamPredictor's pre- and post-processing, best-of-three."""
+"""SAM mask refinement (MobileSAM, a ViT SAM) on synthesized weights: SamPredictor's pre- and
+post-processing, best-of-three."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+from segment_anything import SamPredictor
 
-from mycloset_assets.checkpoints import LoadedModel, load_model
+from mycloset_assets.checkpoints import LoadedModel, get_entry, load_model
 from mycloset_assets.vision.prompts import SamPrompt, person_clothing_prompt
 from mycloset_assets.vision.quality import mask_iou
 from mycloset_assets.wrappers.base import WrongFamilyError
 from mycloset_assets.wrappers.sam import MaskRefiner, SamMask, resize_longest_side
+from tests.models.test_sam_vit import small_pair
 from tests.vision.test_prompts import HEIGHT, WIDTH, draw_person, person_keypoints
 
 COLOURS = {"head": (224, 172, 140), "arms": (224, 172, 140), "upper": (200, 30, 40), "pants": (30, 50, 160)}
@@ -103,5 +106,23 @@ def test_bad_inputs_are_refused(refiner: MaskRefiner, person, synth_file) -> Non
         refiner.refine(photo, mask[:120], prompt)
     with pytest.raises(ValueError, match="RGB uint8 H x W x 3"):
         refiner.segment(photo.astype(np.float32), prompt)
-    with pytest.raises(WrongFamilyError, match="MaskRefiner wraps MobileSAM checkpoints, not u2netp"):
+    with pytest.raises(WrongFamilyError, match="MaskRefiner wraps SAM checkpoints, not u2netp"):
         MaskRefiner(load_model(synth_file("u2netp")))
+
+
+def test_a_vit_sam_segments_as_segment_anythings_predictor(person) -> None:
+    """A ViT SAM (family ``sam``; reduced to a 256 side so it runs in a second) in the refiner gives
+    SamPredictor's best-of-three mask and score on the same weights."""
+    reference, ours = small_pair()
+    loaded = LoadedModel(ours, None, get_entry("sam_vit_b"), None, torch.device("cpu"), torch.float32)  # type: ignore[arg-type]
+    photo, _, prompt = person
+    got = MaskRefiner(loaded).segment(photo, prompt)
+    predictor = SamPredictor(reference)
+    predictor.set_image(photo)
+    masks, scores, _ = predictor.predict(
+        point_coords=prompt.points, point_labels=prompt.labels, box=prompt.box, multimask_output=True
+    )
+    best = int(np.argmax(scores))
+    assert got.index == best and got.score == pytest.approx(float(scores[best]), abs=1e-5)
+    assert got.mask.shape == (HEIGHT, WIDTH)
+    assert (got.mask != masks[best]).mean() <= 1e-3
