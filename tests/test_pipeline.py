@@ -310,6 +310,20 @@ def test_a_disk_cache_serves_a_new_process_the_same_arrays(engine, tmp_path):
         assert np.array_equal(fresh.arrays()[name], array), name
 
 
+def test_a_budget_below_every_network_loads_each_alone_with_the_same_result(engine):
+    inputs = (engine["inputs"]["landscape"], DEMO / "tshirt.png")
+    kwargs = {"models": engine["models"], "options": FAST, "cache": False}
+    unbounded = run_virtual_try_on(*inputs, pool=engine["pool"], **kwargs)
+    pool = ModelPool(memory_budget=0)
+    bounded = run_virtual_try_on(*inputs, pool=pool, **kwargs)
+    assert (pool.loads, pool.releases, len(pool)) == (5, 4, 1)
+    assert pool.loaded()[0].entry.id == "cpvton_tom"  # the network used last stays
+    for name, array in unbounded.arrays().items():
+        assert np.array_equal(bounded.arrays()[name], array), name
+    run_virtual_try_on(*inputs, pool=pool, **kwargs)
+    assert (pool.loads, pool.releases, len(pool)) == (10, 9, 1)  # released networks are loaded again
+
+
 # VITON-HD --------------------------------------------------------------------------------------------------
 
 FAST_HD = TryOnOptions(max_side=160, parsing_size=(128, 128), mask_size=(128, 128), vitonhd_size=(256, 128))

@@ -310,8 +310,9 @@ class ModelPool:
         """Change the budget, releasing the least-recently-used networks that no longer fit."""
         with self._lock:
             self.memory_budget = _budget(memory_budget)
-            for device in {key[1] for key in self._models}:
-                self._make_room(device, 0)
+            if self.memory_budget is not None:
+                for device in {key[1] for key in self._models}:
+                    self._make_room(device, 0)
 
     def load(self, checkpoint: Checkpoint, device: str, dtype: torch.dtype, models: ModelSet) -> LoadedModel:
         """The network of ``checkpoint`` on ``device`` in ``dtype`` (loaded with the checkpoint's policy), loaded

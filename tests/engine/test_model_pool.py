@@ -123,6 +123,9 @@ def test_preload_loads_now_and_a_smaller_budget_releases_at_once(u2netps, size):
     load(pool, u2netps[0])
     pool.set_memory_budget(size)
     assert paths(pool) == [u2netps[0].path] and (pool.loads, pool.releases) == (3, 2)
+    pool.set_memory_budget(None)  # networks loaded and no budget: nothing to release
+    load(pool, u2netps[1])
+    assert paths(pool) == [u2netps[0].path, u2netps[1].path] and (pool.loads, pool.releases) == (4, 2)
     bounded = ModelPool(memory_budget=size)
     bounded.preload(u2netps, "cpu", F32, NO_COMPANIONS)
     assert paths(bounded) == [u2netps[2].path] and (bounded.loads, bounded.releases) == (3, 2)
