@@ -268,8 +268,14 @@ def _count_weights(values: Iterable[Any]) -> int:
     return sum(map(isinstance, values, repeat((TensorRecord, torch.Tensor))))
 
 
-def _tensors_of(mapping: Mapping[str, Any]) -> OrderedDict[str, TensorRecord]:
+def _tensors_of(mapping: Mapping[str, Any], budget: Budget, container: str) -> OrderedDict[str, TensorRecord]:
     """The tensors under string keys (a tensor under another key has no name a network could load it by)."""
+    if len(mapping) > budget.bounds.tensors:
+        try:
+            budget.charge_tensors(len(mapping))
+        except CorruptCheckpointError as exc:
+            exc.container = container  # type: ignore[attr-defined]
+            raise
     if set(map(type, mapping.values())) == {TensorRecord} and set(map(type, mapping)) == {str}:
         return OrderedDict(mapping)
     return OrderedDict((k, v) for k, v in mapping.items() if type(k) is str and isinstance(v, TensorRecord))
@@ -434,7 +440,7 @@ def _read_members(archive: ZipMembers, path: Path, size: int, budget: Budget) ->
         metadata: list[str] = []
     else:
         wrapper_keys, weights, metadata = find_weights(obj)
-        tensors = _tensors_of(weights)
+        tensors = _tensors_of(weights, budget, container)
     header = Header(
         path,
         container,
@@ -549,7 +555,7 @@ def _read_legacy(path: Path, size: int, budget: Budget) -> Header:
         path,
         container,
         size,
-        _tensors_of(weights),
+        _tensors_of(weights, budget, container),
         wrapper_name(wrapper_keys),
         metadata,
         storages,
