@@ -118,9 +118,9 @@ def _table() -> list[tuple[int, int, int, int, int] | None]:
 
 
 _TWO_LINES = -100
+_LONG_BINPUT, _BINGET, _BININT1 = pickle.LONG_BINPUT[0], pickle.BINGET[0], pickle.BININT1[0]
 _TABLE = _table()
 _LENGTH_BYTES = {_LEN1: 1, _LEN4: 4, _LEN4U: 4, _LEN8: 8}
-_MEMO_ARG = {ord("h"), ord("j"), ord("q"), ord("r")}
 _TIME_CHECK_BYTES = 1 << 20
 
 
@@ -144,6 +144,29 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
     try:
         while True:
             code = data[pos]
+            if code == _LONG_BINPUT:
+                index = int.from_bytes(data[pos + 1 : pos + 5], "little")
+                memo[index] = stack[-1]
+                pos += 5
+                cost += _OP_BYTES
+                if index > top_index:
+                    cost += 16 * (index - top_index)
+                    top_index = index
+                    if cost > limit:
+                        budget.charge_memory(cost, "unpickling the header")
+                continue
+            if code == _BINGET:
+                push(memo[data[pos + 1]])
+                pos += 2
+                cost += _OP_BYTES
+                continue
+            if code == _BININT1:
+                push(0)
+                pos += 2
+                cost += _OP_BYTES
+                if cost > limit:
+                    budget.charge_memory(cost, "unpickling the header")
+                continue
             entry = table[code]
             if entry is None:
                 raise pickle.UnpicklingError(f"unknown opcode {code:#04x} at byte {pos}")
@@ -153,18 +176,33 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
             cost += opcost
             if kind > 0:
                 pos += kind
+            elif kind == _LEN1:
+                length = data[pos]
+                pos += 1 + length
+                cost += per_byte * length
+            elif kind == _LEN4U:
+                length = int.from_bytes(data[pos : pos + 4], "little")
+                pos += 4 + length
+                cost += per_byte * length
             elif kind:
-                pos, extra = _variable_argument(data, kind, pos, end)
-                cost += per_byte * extra
+                pos, length = _variable_argument(data, kind, pos, end)
+                cost += per_byte * length
             if category == _LEAF:
                 push(0)
-            elif category == _GET:
-                push(memo[_memo_index(data, code, arg_start, pos)])
-            elif category == _PUT:
-                index = _memo_index(data, code, arg_start, pos)
-                memo[index] = stack[-1]
-                if index > top_index:
-                    top_index = index
+            elif category in (_GET, _PUT):
+                if kind == 1:
+                    index = data[arg_start]
+                elif kind == 4:
+                    index = int.from_bytes(data[arg_start:pos], "little")
+                else:
+                    index = _text_index(data[arg_start:pos])
+                if category == _GET:
+                    push(memo[index])
+                else:
+                    memo[index] = stack[-1]
+                    if index > top_index:
+                        cost += 16 * (index - top_index)
+                        top_index = index
             elif category == _TUPLE:
                 depth = 1 + max(stack[-operand:])
                 del stack[-operand:]
@@ -184,7 +222,9 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
             elif category == _MEMOIZE:
                 index = len(memo)
                 memo[index] = stack[-1]
-                top_index = max(top_index, index)
+                if index > top_index:
+                    cost += 16 * (index - top_index)
+                    top_index = index
             elif category == _STOP:
                 stack.pop()
                 break
@@ -202,8 +242,8 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
                     push(0)
                 elif category == _MARK_OBJ:
                     push(items_depth)
-            if cost + 16 * top_index > limit:
-                budget.charge_memory(cost + 16 * top_index, "unpickling the header")
+            if cost > limit:
+                budget.charge_memory(cost, "unpickling the header")
             if pos > next_check:
                 budget.check_time()
                 next_check = pos + _TIME_CHECK_BYTES
@@ -213,8 +253,15 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
         raise pickle.UnpicklingError("the pickle's opcodes do not fit its stack or memo") from exc
     if pos > end:
         raise PickleTruncatedError("the pickle ends inside an opcode's argument")
-    budget.charge_memory(cost + 16 * top_index, "unpickling the header")
+    budget.charge_memory(cost, "unpickling the header")
     return pos
+
+
+def _text_index(text: bytes) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise pickle.UnpicklingError("a memo index of the pickle is not a number") from exc
 
 
 def _variable_argument(data: bytes, kind: int, pos: int, end: int) -> tuple[int, int]:
@@ -234,12 +281,3 @@ def _variable_argument(data: bytes, kind: int, pos: int, end: int) -> tuple[int,
     if pos + size_bytes + length > end:
         raise PickleTruncatedError("a string or bytes argument reaches past the end of the pickle")
     return pos + size_bytes + length, length
-
-
-def _memo_index(data: bytes, code: int, start: int, stop: int) -> int:
-    if code in _MEMO_ARG:
-        return int.from_bytes(data[start:stop], "little")
-    try:
-        return int(data[start:stop])
-    except ValueError as exc:
-        raise pickle.UnpicklingError("a memo index of the pickle is not a number") from exc

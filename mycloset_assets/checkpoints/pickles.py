@@ -216,8 +216,9 @@ class _Allowed:
         if not isinstance(storage, StorageRecord):
             raise pickle.UnpicklingError("a tensor refers to something that is not a storage")
         self.budget.charge_tensors()
-        self._charge(size, 16, "a tensor's size")
-        self._charge(stride, 16, "a tensor's stride")
+        if type(size) is not tuple or type(stride) is not tuple:
+            self._charge(size, 16, "a tensor's size")
+            self._charge(stride, 16, "a tensor's stride")
         return TensorRecord(tuple(size), tuple(stride), offset, storage)
 
     def opaque(self, name: str) -> Callable[..., Opaque]:

@@ -56,7 +56,7 @@ def _decode(raw: bytes, budget: Budget) -> dict[str, Any]:
     try:
         table = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constants)
     except RecursionError as exc:
-        raise CorruptCheckpointError(f"the JSON header nests deeper than {budget.bounds.depth} levels") from exc
+        raise CorruptCheckpointError("the JSON header nests too deeply to parse (not a safetensors header)") from exc
     except json.JSONDecodeError as exc:
         raise CorruptCheckpointError(f"the JSON header does not parse: {exc}") from exc
     if not isinstance(table, dict):

@@ -439,7 +439,7 @@ def _case_files(tmp_path: Path) -> dict[str, tuple[Path, str, str]]:
                 tmp_path / "deep.safetensors", b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}", b""
             ),
             "corrupt",
-            "nests deeper",
+            "nests too deeply to parse",
         ),
     }
     for name, (header, data, says) in _SAFETENSORS_REJECTED.items():
