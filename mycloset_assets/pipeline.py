@@ -7,7 +7,7 @@ loaded networks), ``stages`` (each step on plain arrays), ``run`` (the orchestra
 """
 
 from .engine.errors import EngineError, MissingModelsError, PersonNotFoundError
-from .engine.models import Checkpoint, ModelPool, ModelSet, default_pool
+from .engine.models import Checkpoint, ModelPool, ModelSet, configure_default_pool, default_pool
 from .engine.options import TryOnOptions
 from .engine.result import ModelInfo, TryOnResult
 from .engine.run import TryOnRequest, run_virtual_try_on, run_virtual_try_on_batch
@@ -25,6 +25,7 @@ __all__ = [
     "TryOnOptions",
     "TryOnRequest",
     "TryOnResult",
+    "configure_default_pool",
     "default_cache",
     "default_pool",
     "run_virtual_try_on",

@@ -2,7 +2,9 @@
 
 ``add_tryon_command(subparsers)`` adds the command to the ``mycloset`` parser; its handler has the
 ``run(args, parser) -> exit status`` signature of ``cli.py``. Progress goes to stderr as each step starts;
-stdout gets a readable summary, or with ``--json`` exactly the report.json object.
+stdout gets a readable summary, or with ``--json`` exactly the report.json object. report.json adds ``pool``:
+the model pool's ``loads``, ``releases``, ``budget_bytes`` (``--pool-budget-mb``; null: no limit) and
+``peak_resident_bytes``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from .checkpoints.errors import CheckpointError
 from .checkpoints.manager import ModelManager
 from .checkpoints.pipelines import PIPELINES
 from .engine.errors import EngineError, MissingModelsError
+from .engine.models import ModelPool, default_pool
 from .engine.options import TryOnOptions
 from .engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs, write_json
 from .engine.run import run_virtual_try_on
 from .engine_cache import ContentCache
 from .monitoring import Monitor
 from .vision.images import ImageError
+
+MB = 2**20
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -157,6 +162,9 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error(f"{what} {path} is not a file")
     if args.checkpoints is not None and not Path(args.checkpoints).is_dir():
         parser.error(f"--checkpoints {args.checkpoints} is not a folder")
+    if args.pool_budget_mb is not None and args.pool_budget_mb < 0:
+        parser.error(f"--pool-budget-mb must be >= 0, not {args.pool_budget_mb}")
+    pool = default_pool() if args.pool_budget_mb is None else ModelPool(memory_budget=args.pool_budget_mb * MB)
     folder = Path(args.output)
     try:
         staging = _staging_folder(folder)
@@ -182,6 +190,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             cache=ContentCache(directory=args.cache) if args.cache else True,
             monitor=monitor,
             progress=progress,
+            pool=pool,
         )
         if progress is not None:
             progress("outputs")
@@ -190,6 +199,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         report = result.report(outputs)
         assert written.metrics is not None
         report["steps"].append(written.metrics.to_report())
+        report["pool"] = pool.figures()
         write_json(report, staging / REPORT_NAME)
         _put_in_place(staging, folder)
     except (EngineError, CheckpointError, ImageError, OSError, ValueError) as exc:
@@ -230,6 +240,13 @@ def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
     command.add_argument("--no-face-restoration", action="store_true", help="do not restore the face with GFPGAN")
     command.add_argument(
         "--no-quality", action="store_true", help="do not measure the result (quality.json, quality.png)"
+    )
+    command.add_argument(
+        "--pool-budget-mb",
+        type=int,
+        metavar="MB",
+        help="keep at most MB (2**20 bytes) of loaded networks per device, releasing the least recently used "
+        "(default: no limit)",
     )
     command.add_argument("--cache", metavar="DIR", help="keep results in DIR (NPZ files) and reuse them across runs")
     command.add_argument("--json", action="store_true", help="print the report as JSON instead of a summary")

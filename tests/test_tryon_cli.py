@@ -23,7 +23,8 @@ from mycloset_assets.tryon_cli import add_tryon_command
 from mycloset_assets.vision.images import EXIF_ORIENTATION_TAG, load_image
 from tests.test_pipeline import CPVTON_FILES, DEMO, add_impostors, link_zoo
 
-REPORT_KEYS = {"pipeline", "models", "steps", "skipped", "outputs", "optional_steps"}
+REPORT_KEYS = {"pipeline", "models", "steps", "skipped", "outputs", "optional_steps", "pool"}
+POOL_KEYS = {"loads", "releases", "budget_bytes", "peak_resident_bytes"}
 STEP_KEYS = {"name", "seconds", "cpu_seconds", "peak_rss_mb"}
 CPVTON_STEPS = ["inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom", "quality", "outputs"]
 PICTURES = {
@@ -82,6 +83,7 @@ def test_try_on_writes_the_result_the_intermediates_and_the_report(first_run, zo
     report = json.loads((out / "report.json").read_text())
     assert json.loads(first_run["stdout"]) == report
     assert set(report) == REPORT_KEYS and report["pipeline"] == "cpvton"
+    assert set(report["pool"]) == POOL_KEYS and report["pool"]["budget_bytes"] is None
     assert {role: model["entry"] for role, model in report["models"].items()} == {
         "pose": "openpose_body_coco18", "parsing": "schp_lip20", "garment_mask": "u2netp", "gmm": "cpvton_gmm",
         "tom": "cpvton_tom",
@@ -158,6 +160,18 @@ def test_optional_steps_can_be_switched_off(first_run, tmp_path):
     assert "quality_report" not in report["outputs"] and not (tmp_path / "plain" / "quality.json").exists()
 
 
+def test_a_pool_budget_smaller_than_any_network_loads_each_alone(first_run, tmp_path):
+    argv = [a for a in first_run["argv"] if a != "--cache" and a != str(first_run["cache"])]
+    argv[argv.index("-o") + 1] = str(tmp_path / "bounded")
+    run = run_captured([*argv, "--cache", str(tmp_path / "cache"), "--no-quality", "--pool-budget-mb", "1"])
+    assert run["status"] == 0, run["stderr"]
+    pool = json.loads(run["stdout"])["pool"]
+    assert (pool["loads"], pool["releases"], pool["budget_bytes"]) == (5, 4, 2**20)
+    assert pool["peak_resident_bytes"] > 2**20  # the largest network, alone
+    bounded = np.asarray(Image.open(tmp_path / "bounded" / "tryon.png"))
+    assert np.array_equal(bounded, np.asarray(Image.open(first_run["out"] / "tryon.png")))
+
+
 def test_missing_checkpoints_are_named_and_exit_1(tmp_path, synth_file, rotated_person):
     folder = link_zoo(tmp_path / "partial", synth_file, {"cpvton_gmm": "g.pth", "cpvton_tom": "t.pth"})
     argv = ["try-on", str(rotated_person), str(DEMO / "tshirt.png"), "-o", str(tmp_path / "out"), "--checkpoints"]
@@ -182,6 +196,11 @@ def test_usage_errors_exit_2(tmp_path, rotated_person, capsys):
     with pytest.raises(SystemExit) as bad_pipeline:
         run_cli(["try-on", str(rotated_person), str(DEMO / "tshirt.png"), "-o", str(tmp_path), "--pipeline", "x"])
     assert bad_pipeline.value.code == 2
+    with pytest.raises(SystemExit) as bad_budget:
+        run_cli(
+            ["try-on", str(rotated_person), str(DEMO / "tshirt.png"), "-o", str(tmp_path), "--pool-budget-mb", "-1"]
+        )
+    assert bad_budget.value.code == 2 and "--pool-budget-mb must be >= 0, not -1" in capsys.readouterr().err
 
 
 def test_the_mycloset_command_runs_try_on_in_a_subprocess(first_run, tmp_path):
@@ -192,6 +211,7 @@ def test_the_mycloset_command_runs_try_on_in_a_subprocess(first_run, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report == json.loads((tmp_path / "sub" / "report.json").read_text())
+    assert report["pool"]["loads"] == 0  # every step is a cache hit: no network is loaded (lazy loading)
     assert report["models"] == json.loads((first_run["out"] / "report.json").read_text())["models"]
     tryon = np.asarray(Image.open(tmp_path / "sub" / "tryon.png"))
     assert np.array_equal(tryon, np.asarray(Image.open(first_run["out"] / "tryon.png")))

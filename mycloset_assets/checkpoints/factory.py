@@ -39,10 +39,16 @@ class LoadedModel:
     companions: dict[str, Path] = field(default_factory=dict)
 
 
-def _refuse(analysis: Analysis, path: Path, policy: str) -> None:
+def accepts(analysis: Analysis, policy: str = "refuse") -> bool:
+    """Whether ``load_model`` loads a file of this analysis under ``policy``: an identified file, or with
+    ``reinit_head`` a partial one that misses no tensor (only differently shaped ones: another head)."""
     if analysis.verdict == "identified":
-        return
-    if analysis.verdict == "partial" and policy == "reinit_head" and not analysis.missing:
+        return True
+    return analysis.verdict == "partial" and policy == "reinit_head" and not analysis.missing
+
+
+def _refuse(analysis: Analysis, path: Path, policy: str) -> None:
+    if accepts(analysis, policy):
         return
     hint = ""
     if analysis.verdict == "partial" and analysis.mismatched and not analysis.missing:

@@ -178,13 +178,15 @@ def scan_for_runs(
     asset_selection=[checkpoint_analysis, canonical_checkpoint],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Watches the model factory's checkpoint folder: registers a partition per new file and "
-    f"requests its analysis and canonical copy (run_key = file and sha256; at most {MAX_FILES_PER_TICK} per tick).",
+    description="Watches the model factory's checkpoint folder: registers a partition per new file and requests "
+    "its analysis and canonical copy when that content has none yet (run_key = file and sha256; at most "
+    f"{MAX_FILES_PER_TICK} per tick).",
 )
 def checkpoint_folder_sensor(
     context: dg.SensorEvaluationContext, model_factory: ModelFactoryResource
 ) -> dg.SensorResult | dg.SkipReason:
-    """New and changed checkpoint files -> dynamic partitions and runs; unreadable files are reported."""
+    """New and changed checkpoint files -> dynamic partitions and runs; a file whose content is already analysed
+    (the demo materialised it, another sensor cursor saw it) is only recorded, also on the first tick."""
     try:
         files = model_factory.files()
     except FileNotFoundError as error:
@@ -194,18 +196,33 @@ def checkpoint_folder_sensor(
         context.log.warning(f"skipped unreadable checkpoint file {problem}")
     known = set(context.instance.get_dynamic_partitions(CHECKPOINT_FILES.name))
     new = [key for key, _ in changed if key not in known]
-    requests = [dg.RunRequest(partition_key=key, run_key=f"{key}@{sha256}") for key, sha256 in changed]
+    todo = [(key, sha256) for key, sha256 in changed if analysed_sha256(context.instance, key) != sha256]
+    requests = [dg.RunRequest(partition_key=key, run_key=f"{key}@{sha256}") for key, sha256 in todo]
     if not requests:
         reason = f"no new or changed files among {len(files)} in {model_factory.checkpoint_folder}"
+        if changed:
+            reason += f" ({len(changed)} already analysed with the same content)"
         return dg.SensorResult(
             skip_reason=reason + (f"; unreadable: {'; '.join(unreadable)}" if unreadable else ""),
             cursor=json.dumps(record),
+            dynamic_partitions_requests=[CHECKPOINT_FILES.build_add_request(new)] if new else [],
         )
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[CHECKPOINT_FILES.build_add_request(new)] if new else [],
         cursor=json.dumps(record),
     )
+
+
+def analysed_sha256(instance: dg.DagsterInstance, key: str) -> str | None:
+    """The sha256 the latest ``checkpoint_analysis`` of partition ``key`` recorded (None: never analysed)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=checkpoint_analysis.key, asset_partitions=[key]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    value = records[0].asset_materialization.metadata.get("sha256")
+    return None if value is None else str(value.value)
 
 
 def register_checkpoint_files(instance: dg.DagsterInstance, keys: Iterable[str]) -> list[str]:

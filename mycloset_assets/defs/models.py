@@ -1,19 +1,27 @@
 """Per-role model assets: which checkpoint file fills each role of the try-on pipelines, proven by loading it.
 
-Each asset (``pose_model``, ``parsing_model``, ``garment_mask_model``, ``gmm_model``, ``tom_model``, ...) reads
-the analyses of every checkpoint file, chooses the file of its role (see
-:func:`~mycloset_assets.defs.resources.choose_role`), loads it through the model factory and stores a JSON card:
-the file, its sha256, the registry entry, the key-match rate and the load figures. Downstream assets pass the
-card to ``ModelFactoryResource.load_card`` to get the very same network. The data version is the file's
-sha256, so downstream results go stale exactly when the chosen file changes. When no file fills a role the
-asset is not materialised and its ``key_match`` check fails with the reason.
+The graph runs both pipelines side by side, so its model slots name the pipeline where the roles differ:
+``pose_model``, ``parsing_model``, ``garment_mask_model`` (shared), ``gmm_model`` and ``tom_model`` (CP-VTON),
+``vitonhd_seg_model``, ``vitonhd_gmm_model``, ``vitonhd_alias_model`` (VITON-HD), and the optional steps'
+``mask_refinement_model``, ``face_restoration_model``, ``lpips_model``, ``clip_model``. Which entries may fill a
+slot is the engine's role table (:mod:`mycloset_assets.checkpoints.pipelines`) and which file fills it the
+engine's choice (:meth:`ModelSet.optional`-style: first acceptable entry present with its companions).
+
+Each asset loads the chosen file through the model factory and stores a JSON card: the file, its sha256, the
+registry entry, the key-match rate and the load figures. Downstream assets pass the card to the factory to get
+the very same network. The data version is the file's sha256, so downstream results go stale exactly when the
+chosen file changes. When no file fills a slot the asset is not materialised and its ``key_match`` check says
+why (WARN: that pipeline or step simply does not run); a file that is chosen but not cleanly matched is an ERROR.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, missing_companions, required_companions
+from ..engine.models import Checkpoint, ModelSet
 from ..monitoring import Monitor
 from .checkpoints import canonical_checkpoint, checkpoint_analysis
 from .checks import (
@@ -25,52 +33,136 @@ from .checks import (
     model_check_specs,
 )
 from .io_managers import OpenFormatStorage, read_value
-from .resources import ModelFactoryResource, choose_role, missing_role_message, role_candidates
+from .resources import ModelFactoryResource, file_report
 
-ROLES = tuple(role_candidates())
 MODEL_CARD = dg.PythonObjectDagsterType(dict, name="ModelCard", description="A per-role model card (JSON).")
 
 
-def asset_name(role: str) -> str:
-    """The model asset of a role: ``<role>_model``."""
-    return f"{role}_model"
+@dataclass(frozen=True)
+class Slot:
+    """One model asset: the ``role`` of the engine's tables it fills, for ``pipeline`` (None: any)."""
+
+    role: str
+    pipeline: str | None = None
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """The registry entries that may fill the slot, in order of preference."""
+        if self.pipeline is not None:
+            return PIPELINES[self.pipeline][self.role]
+        if self.role in OPTIONAL_ROLES:
+            return OPTIONAL_ROLES[self.role]
+        return next(roles[self.role] for roles in PIPELINES.values() if self.role in roles)
 
 
-def _model_asset(role: str) -> dg.AssetsDefinition:
-    name = asset_name(role)
-    entries = ", ".join(role_candidates()[role])
+SLOTS: dict[str, Slot] = {
+    "pose": Slot("pose"),
+    "parsing": Slot("parsing"),
+    "garment_mask": Slot("garment_mask"),
+    "gmm": Slot("gmm", "cpvton"),
+    "tom": Slot("tom", "cpvton"),
+    "vitonhd_seg": Slot("seg", "vitonhd"),
+    "vitonhd_gmm": Slot("gmm", "vitonhd"),
+    "vitonhd_alias": Slot("alias", "vitonhd"),
+    **{role: Slot(role) for role in OPTIONAL_ROLES},
+}
+"""Model asset name (less ``_model``) -> the role it fills."""
+
+PIPELINE_SLOTS: dict[str, tuple[str, ...]] = {
+    pipeline: tuple(name for name, slot in SLOTS.items() if slot.pipeline in (None, pipeline) and slot.role in roles)
+    for pipeline, roles in PIPELINES.items()
+}
+"""The slots each pipeline needs, shared ones included."""
+
+
+def asset_name(slot: str) -> str:
+    """The model asset of a slot: ``<slot>_model``."""
+    return f"{slot}_model"
+
+
+def model_card(slot: str, models: ModelSet, folder: str) -> dict[str, Any] | None:
+    """The card of the file that fills ``slot`` among ``models`` (None when none does): file, sha256, entry,
+    family, the analysis figures and the companion files."""
+    entry = choose(SLOTS[slot].entries, models.checkpoints)
+    if entry is None:
+        return None
+    checkpoint = models.checkpoints[entry]
+    report = file_report(checkpoint.shown, checkpoint.path.resolve())
+    companions = {name: models.checkpoints[name] for name in required_companions(entry)}
+    return {
+        "role": slot,
+        "entry": entry,
+        "family": report["family"],
+        "pipeline": SLOTS[slot].pipeline,
+        "file": checkpoint.path.relative_to(folder).as_posix(),
+        "path": str(checkpoint.path.resolve()),
+        "sha256": report["sha256"],
+        "size": report["size"],
+        "verdict": report["verdict"],
+        "match_rate": report["match_rate"],
+        "matched": report["matched"],
+        "total": report["total"],
+        "container": report["container"],
+        "reason": report["reason"],
+        "policy": checkpoint.policy,
+        "companions": {
+            name: {
+                "file": item.path.relative_to(folder).as_posix(),
+                "path": str(item.path.resolve()),
+                "sha256": item.sha256,
+            }
+            for name, item in companions.items()
+        },
+    }
+
+
+def _companion(checkpoint: Checkpoint, folder: str) -> dict[str, str]:
+    path = checkpoint.path
+    return {"file": path.relative_to(folder).as_posix(), "path": str(path.resolve()), "sha256": checkpoint.sha256}
+
+
+def missing_slot_message(slot: str, models: ModelSet) -> str:
+    """Why no file fills ``slot``: the entries that would, and the files the folder could not use."""
+    entries = SLOTS[slot].entries
+    message = f"no file in {models.source} fills '{slot}': it needs {' or '.join(entries)}"
+    if SLOTS[slot].pipeline:
+        message += f" ({SLOTS[slot].pipeline} does not run without it)"
+    for entry in entries:
+        lacking = missing_companions(entry, models.checkpoints) if entry in models.checkpoints else ()
+        if lacking:
+            message += f"; {models.checkpoints[entry].shown} ({entry}) needs {' and '.join(lacking)} beside it"
+    skipped = "; ".join(f"{path} ({reason})" for path, reason in list(models.skipped.items())[:5])
+    return message + (f"; skipped: {skipped}" if skipped else "")
+
+
+def _model_asset(slot: str) -> dg.AssetsDefinition:
+    name = asset_name(slot)
+    entries = ", ".join(SLOTS[slot].entries)
 
     @dg.asset(
         name=name,
         group_name="models",
         kinds={"pytorch"},
         pool="gpu",
-        ins={"checkpoint_analysis": dg.AssetIn(checkpoint_analysis.key, metadata={"allow_missing_partitions": True})},
-        deps=[canonical_checkpoint],
+        deps=[checkpoint_analysis, canonical_checkpoint],
         check_specs=model_check_specs(name),
         output_required=False,
         dagster_type=MODEL_CARD,
-        description=f"The checkpoint file that fills the '{role}' role ({entries}), loaded once to prove it: "
-        "a JSON card with the file, its sha256, the registry entry, the key-match rate and the load figures.",
+        description=f"The checkpoint file that fills '{slot}' ({entries}), loaded once to prove it: a JSON card "
+        "with the file, its sha256, the registry entry, the key-match rate and the load figures.",
     )
     def model_asset(
-        context: dg.AssetExecutionContext,
-        config: ModelCheckConfig,
-        checkpoint_analysis: dict[str, dict[str, Any]],
-        model_factory: ModelFactoryResource,
+        context: dg.AssetExecutionContext, config: ModelCheckConfig, model_factory: ModelFactoryResource
     ) -> Iterator[Any]:
-        present = model_factory.files()
-        reports = [report for key, report in checkpoint_analysis.items() if key in present]
-        choice = choose_role(role, reports, model_factory.policy)
-        if choice is None:
-            message = missing_role_message(role, reports, model_factory.checkpoint_folder)
-            context.log.warning(message)
-            yield from missing_role_results(message, role)
+        models = model_factory.models()
+        card = model_card(slot, models, model_factory.checkpoint_folder)
+        if card is None:
+            message = missing_slot_message(slot, models)
+            context.log.info(message)
+            yield from missing_role_results(message, slot)
             return
-        card = choice.to_card()
-        companions = {entry: item["path"] for entry, item in card["companions"].items()}
         with Monitor().step(f"load {name}") as measurement:
-            loaded, cached = model_factory.load_file(card["path"], card["sha256"], companions)
+            loaded, cached = model_factory.load(card)
         assert measurement.metrics is not None
         card.update(
             device=str(loaded.device),
@@ -80,7 +172,7 @@ def _model_asset(role: str) -> dg.AssetsDefinition:
             cached=cached,
             load=measurement.metrics.to_dict(),
         )
-        context.log.info(f"{role}: {card['file']} ({card['entry']}, sha256 {card['sha256'][:12]})")
+        context.log.info(f"{slot}: {card['file']} ({card['entry']}, sha256 {card['sha256'][:12]})")
         yield dg.MaterializeResult(
             value=card,
             metadata=card_metadata(card),
@@ -91,18 +183,23 @@ def _model_asset(role: str) -> dg.AssetsDefinition:
     return model_asset
 
 
-MODEL_ASSETS: dict[str, dg.AssetsDefinition] = {role: _model_asset(role) for role in ROLES}
-"""The model asset of every role, by role."""
+MODEL_ASSETS: dict[str, dg.AssetsDefinition] = {slot: _model_asset(slot) for slot in SLOTS}
+"""The model asset of every slot, by slot."""
 
 
-def stored_cards(storage: dg.IOManager, roles: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """The stored model cards of ``roles`` that are materialised (the others are left out)."""
+def stored_cards(storage: dg.IOManager, slots: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """The stored model cards of ``slots`` that are materialised (the others are left out)."""
     if not isinstance(storage, OpenFormatStorage):
         raise dg.Failure("the model cards are read through OpenFormatIOManager", allow_retries=False)
     cards = {}
-    for role in roles:
+    for slot in slots:
         try:
-            cards[role] = read_value(storage.stem(MODEL_ASSETS[role].key))
+            cards[slot] = read_value(storage.stem(MODEL_ASSETS[slot].key))
         except FileNotFoundError:
             continue
     return cards
+
+
+def complete_pipelines(cards: Mapping[str, Any]) -> list[str]:
+    """The pipelines every slot of which has a card, in the engine's order."""
+    return [pipeline for pipeline, slots in PIPELINE_SLOTS.items() if all(slot in cards for slot in slots)]

@@ -1,12 +1,19 @@
-"""The per-image partition sets, their keys, and the inbox folder whose files they name.
+"""The per-image partition sets, the pairs between them, their keys, and the inbox folder whose files they name.
 
 A photo's partition key is its sanitised file stem plus the first 12 hex digits of its sha256
 (``astronaut-88431cd9653c``): readable in the UI, stable for the same bytes under the same name, and
-different for different bytes. A try-on pair's key is ``"person_key|garment_key"``. Assets find the file
-of a partition through ``InboxResource.image_path``.
+different for different bytes. Assets find the file of a partition through ``InboxResource.image_path``.
+
+A try-on pair is a partition of ``pairs``, Dagster's ``MultiPartitionsDefinition`` of the person and garment
+photos: ``MultiPartitionKey({"person": ..., "garment": ...})`` (its string is ``garment|person``). Pair assets
+depend on the per-photo assets through ``MultiToSingleDimensionPartitionMapping``, so Dagster's own lineage and
+staleness of a pair follow exactly its two photos: a new photo marks no other pair stale. The trade-off: the
+partition set is every person x garment combination, and only the pairs someone asked for (``pairs.csv``, the
+pairs sensor) are materialised; the others stay "missing" in the UI, and nothing automatic fills them.
 """
 
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -17,7 +24,15 @@ from ..checkpoints.convert import file_sha256
 
 person_images = dg.DynamicPartitionsDefinition(name="person_images")
 garment_images = dg.DynamicPartitionsDefinition(name="garment_images")
-pairs = dg.DynamicPartitionsDefinition(name="pairs")
+PERSON = "person"
+GARMENT = "garment"
+pairs = dg.MultiPartitionsDefinition({PERSON: person_images, GARMENT: garment_images})
+# The mapping is public API marked beta in Dagster 1.13; it is the mechanism Dagster documents for a
+# multi-partitioned asset that depends on one dimension's partitions.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    PERSON_OF_PAIR = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=PERSON)
+    GARMENT_OF_PAIR = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=GARMENT)
 
 ImageKind = Literal["person", "garment"]
 IMAGE_PARTITIONS: dict[str, dg.DynamicPartitionsDefinition] = {"person": person_images, "garment": garment_images}
@@ -48,20 +63,23 @@ def short_hash(partition_key: str) -> str:
     return partition_key.rsplit("-", 1)[-1]
 
 
-def pair_key(person_key: str, garment_key: str) -> str:
+def pair_key(person_key: str, garment_key: str) -> dg.MultiPartitionKey:
     """The ``pairs`` partition key of a person photo and a garment photo."""
     for key in (person_key, garment_key):
         if not key or PAIR_SEPARATOR in key:
             raise ValueError(f"an image partition key must be non-empty and free of {PAIR_SEPARATOR!r}: {key!r}")
-    return f"{person_key}{PAIR_SEPARATOR}{garment_key}"
+    return dg.MultiPartitionKey({PERSON: person_key, GARMENT: garment_key})
 
 
 def split_pair_key(key: str) -> tuple[str, str]:
-    """``(person_key, garment_key)`` of a ``pairs`` partition key."""
-    person, separator, garment = key.partition(PAIR_SEPARATOR)
-    if not separator or not person or not garment or PAIR_SEPARATOR in garment:
-        raise ValueError(f"a pair key is 'person_key{PAIR_SEPARATOR}garment_key', got {key!r}")
-    return person, garment
+    """``(person_key, garment_key)`` of a ``pairs`` partition key (a ``MultiPartitionKey`` or its string)."""
+    if not isinstance(key, dg.MultiPartitionKey):
+        parts = key.split(PAIR_SEPARATOR)
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"a pair key is 'garment_key{PAIR_SEPARATOR}person_key', got {key!r}")
+        key = pairs.get_partition_key_from_str(key)
+    dimensions = key.keys_by_dimension
+    return dimensions[PERSON], dimensions[GARMENT]
 
 
 def inbox_files(folder: Path) -> Iterator[Path]:

@@ -8,8 +8,9 @@ region (CLIP), and the warped garment's mask with the person's parsed clothes (I
 cards of ``lpips_model`` and ``clip_model`` when those are materialised; otherwise the report says why those
 figures are missing. The side-by-side picture (person, garment, warped garment, result) is the preview.
 
-Each figure has a WARN check whose threshold is run configuration, so the UI marks the doubtful results; a
-figure a pair could not get (no checkpoint) does not fail its check, and the check's description says so.
+Each figure has a WARN check whose threshold is run configuration, so the UI marks the doubtful results. A
+figure a pair could not get (no checkpoint, an empty region) is never a green pass: its check fails as a WARN
+whose description begins "not computed" and names the reason.
 """
 
 from collections.abc import Mapping
@@ -38,7 +39,8 @@ from .images import (
 )
 from .images import person_image as person_photo
 from .models import MODEL_ASSETS, stored_cards
-from .partitions import pairs, split_pair_key
+from .options import option
+from .partitions import GARMENT_OF_PAIR, PERSON_OF_PAIR, pairs, split_pair_key
 from .refinement import clothing_mask, refined_garment_mask
 from .resources import ModelFactoryResource
 from .tryon import read_partitions
@@ -83,7 +85,7 @@ class QualityConfig(RuntimeCheckConfig):
     min_warp_mask_iou: float = Field(
         default=0.5, description="IoU of warped garment and parsed clothes below which the warp missed the body."
     )
-    lpips_max_side: int = Field(default=512, description="LPIPS runs on copies at most this large (pixels).")
+    quality_max_side: int = option("quality_max_side", "LPIPS runs on copies at most this large (pixels).")
 
 
 def quality_check_specs() -> list[dg.AssetCheckSpec]:
@@ -119,15 +121,15 @@ def figure_check(
     missing = {key: item.skipped[name] for key, item in figures.items() if name in item.skipped}
     doubtful = sorted(key for key, value in values.items() if not threshold.passes(value, limit))
     parts = []
-    if doubtful:
-        parts.append("doubtful: " + "; ".join(f"{key} {values[key]:.4f}" for key in doubtful[:5]))
     if missing:
         parts.append("not computed: " + "; ".join(f"{key} ({why})" for key, why in list(missing.items())[:5]))
+    if doubtful:
+        parts.append("doubtful: " + "; ".join(f"{key} {values[key]:.4f}" for key in doubtful[:5]))
     if values and not doubtful:
-        parts.insert(0, f"all {len(values)} computed figures within {threshold.bound} {limit:g}")
+        parts.append(f"all {len(values)} computed figures within {threshold.bound} {limit:g}")
     return dg.AssetCheckResult(
         check_name=name,
-        passed=not doubtful,
+        passed=not doubtful and not missing,
         severity=dg.AssetCheckSeverity.WARN,
         description=" | ".join(parts),
         metadata={
@@ -154,10 +156,8 @@ def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]
     pool=GPU_POOL,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
-    deps=[
-        dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping())
-        for asset in (person_photo, garment_image, refined_garment_mask, clothing_mask)
-    ]
+    deps=[dg.AssetDep(asset, partition_mapping=PERSON_OF_PAIR) for asset in (person_photo, clothing_mask)]
+    + [dg.AssetDep(asset, partition_mapping=GARMENT_OF_PAIR) for asset in (garment_image, refined_garment_mask)]
     + [MODEL_ASSETS[role] for role in ("lpips", "clip")],
     dagster_type=STORED,
     check_specs=quality_check_specs(),
@@ -182,10 +182,11 @@ def quality_report(
     garments = read_partitions(io_manager, garment_image.key, clothes)
     masks = read_partitions(io_manager, refined_garment_mask.key, clothes)
     cards = stored_cards(io_manager, WEIGHT_ROLES)
+    options = model_factory.options(config)
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
-        lpips = LpipsDistance(model_factory.load_card(cards["lpips"])) if "lpips" in cards else None
-        clip = ClipSimilarity(model_factory.load_card(cards["clip"])) if "clip" in cards else None
+        lpips = model_factory.wrapper(cards["lpips"], LpipsDistance) if "lpips" in cards else None
+        clip = model_factory.wrapper(cards["clip"], ClipSimilarity) if "clip" in cards else None
     with monitor.step("quality_report"):
         figures = {}
         for key, (person, garment) in halves.items():
@@ -197,7 +198,7 @@ def quality_report(
                 warped_mask=warps[key]["warped_mask"],
                 result=results[key],
             )
-            figures[key] = measure_quality(inputs, lpips, clip, config.lpips_max_side)
+            figures[key] = measure_quality(inputs, lpips, clip, options.quality_max_side)
     steps = [step.to_report() for step in monitor.steps]
     reports = {
         key: report_of(

@@ -7,23 +7,23 @@ report leaves out.
   clothes, dress and coat), refined the same way with the torso keypoints of ``pose`` as extra prompts and the
   face as a background point.
 
-Without a materialised ``mask_refinement_model`` card, or with ``enabled: false``, each asset stores the mask
-it would refine, and its metadata says why. Either way the metadata holds SAM's mask beside the reference (the
-preview), the IoU, SAM's score and the reason; the ``plausible`` check is an ERROR for a mask of the wrong size
-or values and a WARN when SAM ran and its mask was rejected.
+Both call the engine's own step (``engine.steps``: ``refine_garment_mask``, ``refine_clothing_mask``) with the
+engine's options. Without a materialised ``mask_refinement_model`` card, or with ``mask_refinement: false``,
+each asset stores the mask it would refine, and its metadata says why. Either way the metadata holds SAM's mask
+beside the reference (the preview), the IoU, SAM's score and the reason; the ``plausible`` check is an ERROR for
+a mask of the wrong size or values and a WARN when SAM ran and its mask was rejected.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
 
-from ..engine.optional_steps import clothing_reference
+from ..engine.options import TryOnOptions
+from ..engine.steps import RefinedMask, Segment, refine_clothing_mask, refine_garment_mask, segment_with
 from ..monitoring import Monitor
 from ..vision.drawing import draw_mask, side_by_side
-from ..vision.prompts import EmptyMaskError, SamPrompt, garment_prompt, person_clothing_prompt
 from ..wrappers.sam import MaskRefiner
 from .image_checks import (
     LOAD_STEP,
@@ -45,6 +45,7 @@ from .images import (
     preview,
 )
 from .models import MODEL_ASSETS, stored_cards
+from .options import option
 from .partitions import garment_images, person_images
 from .resources import ModelFactoryResource
 
@@ -52,99 +53,67 @@ ROLE = "mask_refinement"
 
 
 class RefinementConfig(RuntimeCheckConfig):
-    """Whether MobileSAM refines the masks and when its mask is kept."""
+    """Whether MobileSAM refines the masks and when its mask is kept (engine options)."""
 
-    enabled: bool = Field(default=True, description="Refine when a mask_refinement_model is materialised.")
-    min_iou: float = Field(default=0.5, description="Least IoU of SAM's mask with the mask it refines.")
-    max_iou: float = Field(default=1.0, description="Largest IoU of SAM's mask with the mask it refines.")
-
-
-def refine_masks(
-    refiner: MaskRefiner | None,
-    photos: Mapping[str, np.ndarray],
-    references: Mapping[str, np.ndarray],
-    prompt_of: Callable[[str, np.ndarray], SamPrompt],
-    config: RefinementConfig,
-    reference_name: str,
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], dict[str, np.ndarray]]:
-    """Per key: the mask to store (bool), the record (``ran``, and the refinement's summary or the reason) and
-    SAM's own mask where it ran. ``refiner`` None: nothing is refined (the records say why)."""
-    masks, records, proposed = {}, {}, {}
-    for key, reference in references.items():
-        masks[key] = reference
-        if refiner is None:
-            records[key] = {"ran": False, "reason": _why_not(config)}
-            continue
-        try:
-            prompt = prompt_of(key, reference)
-        except EmptyMaskError as exc:
-            records[key] = {"ran": False, "reason": f"not refined: {exc}"}
-            continue
-        refinement = refiner.refine(
-            photos[key], reference, prompt, (config.min_iou, config.max_iou), reference_name=reference_name
-        )
-        masks[key], proposed[key] = refinement.mask, refinement.refined
-        records[key] = {"ran": True, **refinement.summary()}
-    return masks, records, proposed
-
-
-def _why_not(config: RefinementConfig) -> str:
-    if not config.enabled:
-        return "switched off (enabled: false in the run configuration)"
-    return "no mask_refinement model card (mobile_sam): materialise mask_refinement_model"
+    mask_refinement: bool = option("mask_refinement", "Refine when a mask_refinement_model is materialised.")
+    refinement_iou: list[float] = option(
+        "refinement_iou", "[low, high]: SAM's mask is kept when its IoU with the mask it refines lies within."
+    )
 
 
 def refinement_findings(
-    masks: Mapping[str, np.ndarray], sizes: Mapping[str, tuple[int, ...]], records: Mapping[str, dict[str, Any]]
+    masks: Mapping[str, np.ndarray], sizes: Mapping[str, tuple[int, ...]], records: Mapping[str, RefinedMask]
 ) -> Findings:
     """ERROR for a stored mask of the wrong size or values; WARN where SAM ran and its mask was rejected."""
     findings = Findings()
     for key, mask in masks.items():
         if mask.shape != sizes[key] or mask.dtype != np.uint8 or not np.isin(mask, (0, 255)).all():
             findings.errors.append(f"{key}: {mask.dtype} {mask.shape}, expected 0/255 uint8 of {sizes[key]}")
-        record = records[key]
-        if record["ran"] and not record["kept"]:
-            findings.warnings.append(f"{key}: {record['reason']}")
-    findings.figures["refined"] = sum(bool(record.get("kept")) for record in records.values())
+        refined = records[key]
+        if refined.ran and not refined.record["kept"]:
+            findings.warnings.append(f"{key}: {refined.record['reason']}")
+    findings.figures["refined"] = sum(bool(refined.record.get("kept")) for refined in records.values())
     return findings
 
 
-def _refiner(
-    monitor: Monitor, config: RefinementConfig, model_factory: ModelFactoryResource, io_manager: dg.IOManager
-) -> tuple[MaskRefiner | None, dict[str, Any] | None]:
+def _segmenter(
+    monitor: Monitor, options: TryOnOptions, model_factory: ModelFactoryResource, io_manager: dg.IOManager
+) -> tuple[Segment | None, dict[str, Any] | None, str]:
+    if not options.mask_refinement:
+        return None, None, "switched off (mask_refinement: false in the run configuration)"
     card = stored_cards(io_manager, (ROLE,)).get(ROLE)
-    if not config.enabled or card is None:
-        return None, None
+    if card is None:
+        return None, None, "no mask_refinement model card (mobile_sam): materialise mask_refinement_model"
     with monitor.step(LOAD_STEP):
-        return MaskRefiner(model_factory.load_card(card)), card
+        return segment_with(model_factory.wrapper(card, MaskRefiner)), card, ""
 
 
 def _store(
     context: dg.AssetExecutionContext,
     io_manager: dg.IOManager,
     photos: Mapping[str, np.ndarray],
-    outcome: tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], dict[str, np.ndarray]],
+    outcome: Mapping[str, RefinedMask],
     monitor: Monitor,
     card: dict[str, Any] | None,
     config: RefinementConfig,
 ) -> dg.MaterializeResult:
-    masks, records, proposed = outcome
-    stored = {key: mask.astype(np.uint8) * 255 for key, mask in masks.items()}
+    stored = {key: refined.mask.astype(np.uint8) * 255 for key, refined in outcome.items()}
     metadata = {}
-    for key, record in records.items():
-        pictures = [draw_mask(photos[key], masks[key])]
-        if key in proposed:
-            pictures.append(draw_mask(photos[key], proposed[key], color=(0, 128, 255)))
+    for key, refined in outcome.items():
+        pictures = [draw_mask(photos[key], refined.mask)]
+        if refined.proposed is not None:
+            pictures.append(draw_mask(photos[key], refined.proposed, color=(0, 128, 255)))
+        record = refined.record
         metadata[key] = {
-            "refinement": "ran" if record["ran"] else record["reason"],
+            "refinement": "ran" if refined.ran else record["reason"],
             **{name: record[name] for name in ("iou", "kept", "sam_score") if name in record},
-            "area_fraction": round(float(np.mean(masks[key])), 4),
+            "area_fraction": round(float(np.mean(refined.mask)), 4),
             "preview": preview(side_by_side(*pictures), "mask used, SAM's mask"),
         }
     add_partition_metadata(context, io_manager, stored, metadata)
     figures = StepFigures.of(monitor, len(stored), card)
     sizes = {key: photo.shape[:2] for key, photo in photos.items()}
-    findings = refinement_findings(stored, sizes, records)
+    findings = refinement_findings(stored, sizes, outcome)
     return dg.MaterializeResult(
         value=partition_output(context, stored),
         metadata=figures.metadata(),
@@ -179,11 +148,15 @@ def refined_garment_mask(
     """The garment mask the warp reads (PNG 0/255): MobileSAM's refinement of ``garment_mask`` where it agrees
     with it, else ``garment_mask`` itself."""
     photos = partition_values(context, garment_image)
-    references = {key: np.asarray(mask) > 0 for key, mask in partition_values(context, garment_mask).items()}
+    masks = partition_values(context, garment_mask)
+    options = model_factory.options(config)
     monitor = Monitor()
-    refiner, card = _refiner(monitor, config, model_factory, io_manager)
+    segment, card, why = _segmenter(monitor, options, model_factory, io_manager)
     with monitor.step("refined_garment_mask"):
-        outcome = refine_masks(refiner, photos, references, lambda _, mask: garment_prompt(mask), config, "garment")
+        outcome = {
+            key: refine_garment_mask(segment, photos[key], np.asarray(mask) > 0, options, why)
+            for key, mask in masks.items()
+        }
     return _store(context, io_manager, photos, outcome, monitor, card, config)
 
 
@@ -211,13 +184,14 @@ def clothing_mask(
     and the result outside it."""
     photos = partition_values(context, person_image)
     parsings, poses = partition_values(context, human_parsing), partition_values(context, pose)
-    references = {key: clothing_reference(np.asarray(parsing)) for key, parsing in parsings.items()}
+    options = model_factory.options(config)
     monitor = Monitor()
-    refiner, card = _refiner(monitor, config, model_factory, io_manager)
-
-    def prompt(key: str, mask: np.ndarray) -> SamPrompt:
-        return person_clothing_prompt(mask, np.asarray(poses[key]["keypoints"], dtype=np.float64))
-
+    segment, card, why = _segmenter(monitor, options, model_factory, io_manager)
     with monitor.step("clothing_mask"):
-        outcome = refine_masks(refiner, photos, references, prompt, config, "parsing")
+        outcome = {
+            key: refine_clothing_mask(
+                segment, photo, np.asarray(parsings[key]), np.asarray(poses[key]["keypoints"]), options, why
+            )
+            for key, photo in photos.items()
+        }
     return _store(context, io_manager, photos, outcome, monitor, card, config)

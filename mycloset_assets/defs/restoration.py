@@ -15,11 +15,10 @@ from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
 
+from ..engine.steps import RestoredFace, restore_face, restore_with
 from ..monitoring import Monitor
 from ..vision.drawing import side_by_side
-from ..vision.face import FaceNotFoundError
 from ..wrappers.face import FaceRestorer
 from .image_checks import (
     LOAD_STEP,
@@ -41,17 +40,18 @@ from .images import (
     preview,
 )
 from .models import MODEL_ASSETS, stored_cards
-from .partitions import pairs, split_pair_key
+from .options import option
+from .partitions import PERSON_OF_PAIR, pairs, split_pair_key
 from .resources import ModelFactoryResource
 from .tryon import pose, read_partitions
 
 
 class RestorationConfig(RuntimeCheckConfig):
-    """Whether and when GFPGAN restores a result's face, and the limits of the runtime check."""
+    """Whether and when GFPGAN restores a result's face (engine options), and the limits of the runtime check."""
 
-    enabled: bool = Field(default=True, description="Restore faces when a face_restoration_model is materialised.")
-    min_score: float = Field(default=0.3, description="Least pose score of each eye and the nose.")
-    min_eye_distance: float = Field(default=8.0, description="Least distance between the eyes (pixels).")
+    face_restoration: bool = option("face_restoration", "Restore faces when a face_restoration_model exists.")
+    face_min_score: float = option("face_min_score", "Least pose score of each eye and the nose.")
+    face_min_eye_distance: float = option("face_min_eye_distance", "Least distance between the eyes (pixels).")
 
 
 def outside_box_changes(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int]) -> int:
@@ -65,19 +65,19 @@ def outside_box_changes(before: np.ndarray, after: np.ndarray, box: tuple[int, i
 
 
 def restoration_findings(
-    results: dict[str, np.ndarray], restored: dict[str, np.ndarray], records: dict[str, dict[str, Any]]
+    results: dict[str, np.ndarray], restored: dict[str, RestoredFace], model: str | None
 ) -> Findings:
     """ERROR for a restored image that changed pixels outside its face box; WARN for a face a model could have
     restored but the pose did not show."""
     findings = Findings()
-    for key, record in records.items():
-        box = tuple(record["box"]) if record["ran"] else (0, 0, 0, 0)
-        changed = outside_box_changes(results[key], restored[key], box)  # type: ignore[arg-type]
+    for key, item in restored.items():
+        box = tuple(item.record["box"]) if item.record["ran"] else (0, 0, 0, 0)
+        changed = outside_box_changes(results[key], item.image, box)  # type: ignore[arg-type]
         if changed:
             findings.errors.append(f"{key}: {changed} pixels changed outside the face box {box}")
-        if not record["ran"] and record.get("model"):
-            findings.warnings.append(f"{key}: {record['reason']}")
-    findings.figures["restored"] = sum(record["ran"] for record in records.values())
+        if not item.record["ran"] and model:
+            findings.warnings.append(f"{key}: {item.record['reason']}")
+    findings.figures["restored"] = sum(item.record["ran"] for item in restored.values())
     return findings
 
 
@@ -87,7 +87,7 @@ def restoration_findings(
     pool=GPU_POOL,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
-    deps=[dg.AssetDep(pose, partition_mapping=dg.AllPartitionMapping()), MODEL_ASSETS["face_restoration"]],
+    deps=[dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR), MODEL_ASSETS["face_restoration"]],
     dagster_type=STORED,
     check_specs=check_specs(
         "restored_result",
@@ -104,52 +104,46 @@ def restored_result(
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
     """The try-on result with its face restored by GFPGAN v1.4, aligned by the person's pose keypoints (PNG at
-    the person photo's size); the result unchanged where the step did not run, with the reason."""
+    the person photo's size); the result unchanged where the step did not run, with the reason (the engine's
+    ``restore_face``)."""
     halves = {key: split_pair_key(key) for key in context.partition_keys}
-    results = partition_values(context, tryon_result)
+    results = {key: np.asarray(value) for key, value in partition_values(context, tryon_result).items()}
     poses = read_partitions(io_manager, pose.key, [person for person, _ in halves.values()])
+    options = model_factory.options(config)
     card = stored_cards(io_manager, ("face_restoration",)).get("face_restoration")
     monitor = Monitor()
-    restorer = None
-    if config.enabled and card is not None:
+    restore, why = None, "switched off (face_restoration: false in the run configuration)"
+    if options.face_restoration and card is None:
+        why = "no face_restoration model card (gfpgan_v1_4): materialise face_restoration_model"
+    elif options.face_restoration and card is not None:
         with monitor.step(LOAD_STEP):
-            loaded = model_factory.load_card(card)
-            restorer = FaceRestorer(loaded, min_score=config.min_score, min_eye_distance=config.min_eye_distance)
-    restored: dict[str, np.ndarray] = {}
-    records: dict[str, dict[str, Any]] = {}
+            restorer = model_factory.wrapper(
+                card,
+                FaceRestorer,
+                min_score=options.face_min_score,
+                min_eye_distance=options.face_min_eye_distance,
+            )
+        restore = restore_with(restorer)
     with monitor.step("restored_result"):
-        for key, (person, _) in halves.items():
-            image = np.asarray(results[key])
-            restored[key] = image
-            if restorer is None or card is None:
-                records[key] = _skipped(config)
-                continue
-            try:
-                restoration = restorer(image, np.asarray(poses[person]["keypoints"], dtype=np.float64))
-            except FaceNotFoundError as exc:
-                records[key] = {"ran": False, "reason": f"no face to restore: {exc}", "model": card["entry"]}
-                continue
-            restored[key] = restoration.image
-            records[key] = {"ran": True, "box": list(restoration.box), "model": card["entry"]}
+        restored = {
+            key: restore_face(restore, results[key], np.asarray(poses[person]["keypoints"]), options, why)
+            for key, (person, _) in halves.items()
+        }
+    images = {key: item.image for key, item in restored.items()}
     metadata = {
         key: {
-            "face_restoration": "ran" if record["ran"] else record["reason"],
-            **({"face_box": dg.MetadataValue.json(record["box"])} if record["ran"] else {}),
-            "preview": preview(side_by_side(np.asarray(results[key]), restored[key]), "before and after"),
+            "face_restoration": "ran" if item.record["ran"] else item.record["reason"],
+            **({"face_box": dg.MetadataValue.json(item.record["box"])} if item.record["ran"] else {}),
+            "preview": preview(side_by_side(results[key], item.image), "before and after"),
         }
-        for key, record in records.items()
+        for key, item in restored.items()
     }
-    add_partition_metadata(context, io_manager, restored, metadata)
-    figures = StepFigures.of(monitor, len(restored), card if restorer is not None else None)
-    findings = restoration_findings({key: np.asarray(value) for key, value in results.items()}, restored, records)
+    add_partition_metadata(context, io_manager, images, metadata)
+    used = card if restore is not None else None
+    figures = StepFigures.of(monitor, len(images), used)
+    findings = restoration_findings(results, restored, used["entry"] if used else None)
     return dg.MaterializeResult(
-        value=partition_output(context, restored),
+        value=partition_output(context, images),
         metadata=figures.metadata(),
         check_results=[runtime_result(figures, config), plausible_result(findings, figures, config)],
     )
-
-
-def _skipped(config: RestorationConfig) -> dict[str, Any]:
-    if not config.enabled:
-        return {"ran": False, "reason": "switched off (enabled: false in the run configuration)"}
-    return {"ran": False, "reason": "no face_restoration model card (gfpgan_v1_4): materialise face_restoration_model"}

@@ -7,18 +7,20 @@ photo under another name), an unreadable file is skipped with the loader's reaso
 becomes a dynamic partition and a run whose ``run_key`` is its sha256, so a photo dropped twice runs once.
 The sensors only read: a user's file is never moved, changed or deleted.
 
-``pairs_sensor`` adds ``person|garment`` partitions for the pairs listed in ``inbox/pairs.csv`` (or every
-person with every garment when ``pair_all_garments`` is set) and requests a try-on run for each pair once
-both photos' assets are materialised.
+``pairs_sensor`` requests a try-on run for each (person, garment) pair listed in ``inbox/pairs.csv`` (or every
+person with every garment when ``pair_all_garments`` is set) once both photos' assets are materialised, for
+each pipeline whose checkpoints the model factory's folder completes (the engine's role table): CP-VTON's
+``warped_garment -> tryon_result -> restored_result -> quality_report``, VITON-HD's ``vitonhd_result``. A pair
+is requested once per pipeline (the cursor remembers which), so a pipeline whose files arrive later still runs
+for the pairs asked for before.
 
 The defaults run each photo's whole chain: ``person_image -> pose -> human_parsing -> person_representation,
-clothing_mask``, ``garment_image -> garment_mask -> refined_garment_mask``, then ``warped_garment ->
-tryon_result -> restored_result -> quality_report`` per pair; the builders take others.
+clothing_mask``, ``garment_image -> garment_mask -> refined_garment_mask``; the builders take others.
 """
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 import dagster as dg
 
 from ..checkpoints.convert import file_sha256
+from ..checkpoints.pipelines import PREFERENCE
 from ..vision.images import ImageError, load_image
 from .partitions import (
     IMAGE_PARTITIONS,
@@ -35,19 +38,22 @@ from .partitions import (
     image_partition_key,
     inbox_files,
     pair_key,
-    pairs,
     sanitise_stem,
     short_hash,
     split_pair_key,
 )
+from .resources import ModelFactoryResource
 
 PERSON_ASSETS = tuple(
     dg.AssetKey(name) for name in ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask")
 )
 GARMENT_ASSETS = tuple(dg.AssetKey(name) for name in ("garment_image", "garment_mask", "refined_garment_mask"))
-PAIR_ASSETS = tuple(
-    dg.AssetKey(name) for name in ("warped_garment", "tryon_result", "restored_result", "quality_report")
-)
+PAIR_ASSETS: dict[str, tuple[dg.AssetKey, ...]] = {
+    "cpvton": tuple(
+        dg.AssetKey(name) for name in ("warped_garment", "tryon_result", "restored_result", "quality_report")
+    ),
+    "vitonhd": (dg.AssetKey("vitonhd_result"),),
+}
 PERSON_READY = (dg.AssetKey("person_representation"), dg.AssetKey("clothing_mask"))
 GARMENT_READY = (dg.AssetKey("refined_garment_mask"),)
 INBOX_FILE_TAG = "mycloset/inbox_file"
@@ -225,12 +231,14 @@ def latest_key_for_name(name: str, keys: Sequence[str]) -> str | None:
     return None
 
 
-def wanted_pairs(inbox: InboxResource, persons: Sequence[str], garments: Sequence[str]) -> tuple[list[str], list[str]]:
+def wanted_pairs(
+    inbox: InboxResource, persons: Sequence[str], garments: Sequence[str]
+) -> tuple[list[dg.MultiPartitionKey], list[str]]:
     """The pair keys the inbox asks for among the known partitions, and why some lines name no pair yet."""
     if inbox.pair_all_garments:
         return [pair_key(person, garment) for person in persons for garment in garments], []
     rows, problems = read_pairs_csv(inbox.pairs_csv)
-    wanted: list[str] = []
+    wanted: list[dg.MultiPartitionKey] = []
     for person_name, garment_name in rows:
         person = latest_key_for_name(person_name, persons)
         garment = latest_key_for_name(garment_name, garments)
@@ -243,7 +251,7 @@ def wanted_pairs(inbox: InboxResource, persons: Sequence[str], garments: Sequenc
 
 
 def build_pairs_sensor(
-    asset_keys: Iterable[dg.AssetKey | str] = PAIR_ASSETS,
+    asset_keys: Mapping[str, Iterable[dg.AssetKey | str]] = PAIR_ASSETS,
     *,
     person_ready: Iterable[dg.AssetKey | str] = PERSON_READY,
     garment_ready: Iterable[dg.AssetKey | str] = GARMENT_READY,
@@ -251,9 +259,11 @@ def build_pairs_sensor(
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.SensorDefinition:
-    """A sensor adding the inbox's try-on pairs and materialising ``asset_keys`` for each pair once its person's
-    ``person_ready`` and its garment's ``garment_ready`` assets are materialised."""
-    keys = [dg.AssetKey.from_coercible(key) for key in asset_keys]
+    """A sensor materialising ``asset_keys[pipeline]`` for each inbox pair and each complete pipeline once its
+    person's ``person_ready`` and its garment's ``garment_ready`` assets are materialised."""
+    keys = {
+        pipeline: [dg.AssetKey.from_coercible(key) for key in selection] for pipeline, selection in asset_keys.items()
+    }
     person_keys = [dg.AssetKey.from_coercible(key) for key in person_ready]
     garment_keys = [dg.AssetKey.from_coercible(key) for key in garment_ready]
 
@@ -261,40 +271,43 @@ def build_pairs_sensor(
         name=name,
         minimum_interval_seconds=minimum_interval_seconds,
         default_status=default_status,
-        target=dg.AssetSelection.assets(*keys),
-        description="Adds the try-on pairs of inbox/pairs.csv (or every person x garment) and runs each once.",
+        target=dg.AssetSelection.assets(*(key for selection in keys.values() for key in selection)),
+        description="Runs the try-on pairs of inbox/pairs.csv (or every person x garment) once per complete pipeline.",
     )
-    def _sensor(context: dg.SensorEvaluationContext, inbox: InboxResource) -> dg.SensorResult:
+    def _sensor(
+        context: dg.SensorEvaluationContext, inbox: InboxResource, model_factory: ModelFactoryResource
+    ) -> dg.SensorResult:
         instance = context.instance
         requested = set(_load_cursor(context.cursor).get("requested", []))
+        models = model_factory.models()
+        pipelines = [pipeline for pipeline in PREFERENCE if pipeline in keys and models.status(pipeline).complete]
         persons = instance.get_dynamic_partitions(IMAGE_PARTITIONS["person"].name)
         garments = instance.get_dynamic_partitions(IMAGE_PARTITIONS["garment"].name)
-        existing = instance.get_dynamic_partitions(pairs.name)
         wanted, problems = wanted_pairs(inbox, persons, garments)
         for problem in problems:
             context.log.info(problem)
-        known = set(existing)
-        added = [key for key in dict.fromkeys(wanted) if key not in known][: inbox.max_files_per_tick]
         ready_persons = _materialised_everywhere(instance, person_keys)
         ready_garments = _materialised_everywhere(instance, garment_keys)
         requests: list[dg.RunRequest] = []
         waiting = 0
-        for key in [*existing, *added]:
-            if key in requested or len(requests) >= inbox.max_files_per_tick:
-                continue
+        for key in dict.fromkeys(wanted):
             person, garment = split_pair_key(key)
             if not (_ready(person, ready_persons) and _ready(garment, ready_garments)):
                 waiting += 1
                 continue
-            requests.append(dg.RunRequest(run_key=key, partition_key=key, asset_selection=keys))
-            requested.add(key)
+            for pipeline in pipelines:
+                marker = f"{pipeline}:{key}"
+                if marker in requested or len(requests) >= inbox.max_files_per_tick:
+                    continue
+                requests.append(dg.RunRequest(run_key=marker, partition_key=key, asset_selection=keys[pipeline]))
+                requested.add(marker)
         cursor = json.dumps({"requested": sorted(requested)})
-        message = f"{len(added)} pairs added, {waiting} waiting for their photos' assets" + (
+        complete = ", ".join(pipelines) or "no pipeline (the checkpoint folder completes none)"
+        message = f"{len(wanted)} pairs wanted, {waiting} waiting for their photos' assets; runs: {complete}" + (
             f"; {_summary(problems, 'pairs.csv lines not paired yet')}" if problems else ""
         )
         return dg.SensorResult(
             run_requests=requests,
-            dynamic_partitions_requests=[pairs.build_add_request(added)] if added else [],
             cursor=cursor,
             skip_reason=None if requests else dg.SkipReason(message),
         )

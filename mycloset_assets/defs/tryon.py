@@ -1,50 +1,38 @@
-"""The per-image and try-on assets of the CP-VTON pipeline: a thin shell over the engine's steps and wrappers.
+"""The per-photo and try-on assets: a thin shell over the engine's steps and the wrappers.
 
 ::
 
-    person_image -> pose ------------\\
-    person_image -> human_parsing ----> person_representation --\\
-                         gmm_model --/                            > warped_garment (GMM) -> tryon_result (TOM)
-    garment_image -> garment_mask -> refined_garment_mask ------/           gmm_model --/         tom_model --/
+    person_image -> pose, human_parsing -> person_representation (CP-VTON's 22 channels, for inspection)
+    garment_image -> garment_mask -> refined_garment_mask
+    pair (person x garment):
+        CP-VTON:  warped_garment (GMM) -> tryon_result (TOM) -> restored_result -> quality_report
+        VITON-HD: vitonhd_result (segmentation generator -> GMM -> ALIAS)
 
-(``refined_garment_mask``, ``clothing_mask``, ``restored_result`` and ``quality_report``, the optional steps'
-assets, live in :mod:`.refinement`, :mod:`.restoration` and :mod:`.quality`.)
+Per-photo assets are partitioned by photo (``person_images`` / ``garment_images``), the try-on assets by pair
+(``pairs``: person x garment, see :mod:`.partitions`); a pair asset depends on its own two photos' assets only.
+Each step reads its inputs, calls the engine's function or the wrapper that ``run_virtual_try_on`` calls with
+the same options (``engine.stages``: pose, parsing, garment masks; ``wrappers.tryon``: GMM, TOM, VITON-HD's
+three networks), stores the outputs and adds metadata and checks; nothing here computes on its own. The network
+of each step is the one the model card of its slot names (``pose_model``, ...), from the engine's pool.
 
-Per-image assets are partitioned by photo (``person_images`` / ``garment_images``), the try-on assets by pair
-(``pairs``, keys ``person|garment``). Each network step reads the JSON card of its per-role model asset
-(``pose_model``, ``parsing_model``, ``garment_mask_model``, ``gmm_model``, ``tom_model``) and loads exactly that
-file through the model factory (once per process), so lineage runs from every result back to the photos and the
-checkpoint files. The steps are the engine's (``engine.stages``: pose, parsing, garment masks) and the
-wrappers' (``wrappers.tryon``: ``CpVtonGmm``, ``CpVtonTom``); nothing here computes on its own.
+Which pipelines run is decided by which complete sets of checkpoints are present: the pairs sensor asks for
+``tryon_result`` when CP-VTON's cards are materialised and ``vitonhd_result`` when VITON-HD's are, both when both.
 
-Pairs and photos: Dagster has no built-in partition mapping from ``person|garment`` to the person's or the
-garment's partition, and custom ``PartitionMapping`` classes are deprecated (the daemon and the UI ignore
-them). The pair assets therefore declare their photo-side parents with ``AllPartitionMapping`` (the edge is in
-the asset graph, the UI and the backfill order) and read exactly the partitions a pair names through the
-open-format IO manager (:func:`read_partitions`). The price: Dagster's own bookkeeping takes a pair to depend on
-every photo of those parents (the nightly schedule maps a pair to its two photos itself).
-
-Storage (open formats, by the IO manager): ``pose`` JSON (OpenPose-18 keypoints of everyone found and of the
-person used, photo pixels), ``human_parsing`` PNG label ids (LIP-20 / CIHP-20), ``garment_mask`` PNG 0/255,
-``person_representation`` NPZ (the photo, parsing and keypoints in the GMM's 256 x 192 frame and CP-VTON's 22
-channels from them), ``warped_garment`` NPZ (what the GMM stage returns), ``tryon_result`` PNG at the person
-photo's size. Previews (skeleton, parsing, mask, representation, warp, result) are on each partition's
-materialisation.
-
-VITON-HD is not in the graph: when the checkpoint folder completes VITON-HD, ``gmm_model`` chooses its GMM and
-these assets stop with that reason (the engine and ``mycloset try-on --pipeline vitonhd`` run it).
+Storage (open formats): ``pose`` JSON (OpenPose-18 of everyone found and of the person used, photo pixels),
+``human_parsing`` PNG label ids, ``garment_mask`` PNG 0/255, ``person_representation`` NPZ, ``warped_garment``
+NPZ (everything the GMM stage returns), ``tryon_result`` and ``vitonhd_result`` PNG at the person photo's size.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
 
-from ..checkpoints import LoadedModel, get_entry
-from ..engine.options import TryOnOptions
+from ..checkpoints import get_entry
+from ..engine.errors import PersonNotFoundError
 from ..engine.stages import (
+    check_vitonhd_pose,
     detect_poses,
     mask_garments,
     mask_wrapper,
@@ -54,11 +42,20 @@ from ..engine.stages import (
     pose_wrapper,
 )
 from ..monitoring import Monitor
-from ..vision.agnostic import CpVtonAgnostic, cpvton_agnostic
-from ..vision.compositing import Letterbox, to_uint8_image
+from ..vision.compositing import to_uint8_image
 from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_parsing, draw_warp, side_by_side
 from ..wrappers.parsing import parsing_wrapper
-from ..wrappers.tryon import CPVTON_RADIUS, CpVtonGmm, CpVtonTom, CpVtonWarp, TryOnInput
+from ..wrappers.tryon import (
+    CpVtonGmm,
+    CpVtonPerson,
+    CpVtonTom,
+    CpVtonWarp,
+    TryOnInput,
+    VitonHdAlias,
+    VitonHdGmm,
+    VitonHdSeg,
+    cpvton_person,
+)
 from .image_checks import (
     LOAD_STEP,
     GarmentMaskCheckConfig,
@@ -88,91 +85,67 @@ from .images import (
     garment_image,
     partition_output,
     partition_values,
+    person_image,
     preview,
 )
 from .io_managers import OpenFormatStorage, read_value
-from .partitions import garment_images, pairs, person_images, split_pair_key
+from .options import option
+from .partitions import GARMENT_OF_PAIR, PERSON_OF_PAIR, garment_images, pairs, person_images, split_pair_key
 from .refinement import refined_garment_mask
 from .resources import ModelFactoryResource
 
-CPVTON_GMM = "cpvton_gmm"
-CPVTON_TOM = "cpvton_tom"
-
-
-class RepresentationMismatchError(RuntimeError):
-    """The GMM computed another person representation than the stored ``person_representation``."""
+MAX_SIDE = "Longer side of the working copy (pixels); null: full size."
+BATCH = "Images or pairs per network forward."
 
 
 class PoseConfig(PoseCheckConfig):
-    """How OpenPose runs (the engine's options) and the thresholds of the pose checks."""
+    """How OpenPose runs (engine options) and the thresholds of the pose checks."""
 
-    max_side: int | None = Field(default=1024, description="Longer side of the working copy; null: full size.")
-    scales: list[float] | None = Field(default=None, description="OpenPose scales of box 368; null: the entry's.")
+    max_side: int | None = option("max_side", MAX_SIDE)
+    pose_scales: list[float] | None = option("pose_scales", "OpenPose scales of box 368; null: the entry's.")
 
 
 class ParsingConfig(ParsingCheckConfig):
-    """How human parsing runs (the engine's options) and the thresholds of its checks."""
+    """How human parsing runs (engine options) and the thresholds of its checks."""
 
-    max_side: int | None = Field(default=1024, description="Longer side of the working copy; null: full size.")
-    size: list[int] | None = Field(default=None, description="SCHP input [height, width]; null: the entry's.")
-    scales: list[float] | None = Field(default=None, description="Graphonomy scales; null: the reference's.")
-    flip: bool | None = Field(default=None, description="Flip averaging; null: the family's default.")
-    batch_size: int = Field(default=8, description="Photos per network forward.")
+    max_side: int | None = option("max_side", MAX_SIDE)
+    parsing_size: list[int] | None = option("parsing_size", "SCHP input [height, width]; null: the entry's.")
+    parsing_scales: list[float] | None = option("parsing_scales", "Graphonomy scales; null: the reference's.")
+    parsing_flip: bool | None = option("parsing_flip", "Flip averaging; null: the family's default.")
+    batch_size: int = option("batch_size", BATCH)
 
 
 class GarmentMaskConfig(GarmentMaskCheckConfig):
-    """How garment masks are made (the engine's options) and the thresholds of their checks."""
+    """How garment masks are made (engine options) and the thresholds of their checks."""
 
-    max_side: int | None = Field(default=1024, description="Longer side of the working copy; null: full size.")
-    size: list[int] | None = Field(default=None, description="U2Net input [height, width]; null: the entry's.")
-    threshold: float = Field(default=0.5, description="Saliency level of the mask (U2Net / U2Netp).")
-    largest_component: bool = Field(default=True, description="Keep only the largest connected region.")
-    batch_size: int = Field(default=8, description="Photos per network forward.")
+    max_side: int | None = option("max_side", MAX_SIDE)
+    mask_size: list[int] | None = option("mask_size", "U2Net input [height, width]; null: the entry's.")
+    mask_threshold: float = option("mask_threshold", "Saliency level of the mask (U2Net / U2Netp).")
+    mask_largest_component: bool = option("mask_largest_component", "Keep only the largest connected region.")
+    batch_size: int = option("batch_size", BATCH)
 
 
 class WarpConfig(WarpCheckConfig):
-    """How the GMM runs and the thresholds of its checks."""
+    """How the GMM runs (engine options) and the thresholds of its checks."""
 
-    batch_size: int = Field(default=4, description="Pairs per network forward.")
+    batch_size: int = option("batch_size", BATCH)
 
 
 class TryOnConfig(TryOnCheckConfig):
-    """How the TOM runs and the thresholds of its checks."""
+    """How the TOM runs (engine options) and the thresholds of its checks."""
 
-    batch_size: int = Field(default=4, description="Pairs per network forward.")
-
-
-def _options(model_factory: ModelFactoryResource, **settings: Any) -> TryOnOptions:
-    return TryOnOptions(device=model_factory.device, dtype=model_factory.dtype, **settings)
+    batch_size: int = option("batch_size", BATCH)
 
 
-def _floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
-    return tuple(values) if values else None
+class VitonHdConfig(TryOnCheckConfig):
+    """How VITON-HD runs (engine options) and the thresholds of its checks."""
+
+    vitonhd_size: list[int] = option("vitonhd_size", "Working size [height, width], multiples of 128.")
+    seed: int = option("seed", "Seed of the segmentation generator's and ALIAS's noise.")
+    batch_size: int = option("batch_size", BATCH)
 
 
-def _pair(values: Sequence[int] | None) -> tuple[int, int] | None:
-    return (int(values[0]), int(values[1])) if values else None
-
-
-def _load(monitor: Monitor, model_factory: ModelFactoryResource, card: Mapping[str, Any]) -> LoadedModel:
-    with monitor.step(LOAD_STEP):
-        return model_factory.load_card(card)
-
-
-def require_family(card: Mapping[str, Any], family: str, asset: str) -> None:
-    """Stop ``asset`` with the reason when its model card is not of ``family`` (the CP-VTON networks)."""
-    if card["family"] == family:
-        return
-    chosen = f", chosen because the folder completes {card['pipeline']}" if card["pipeline"] else ""
-    raise dg.Failure(
-        f"{asset} runs CP-VTON and needs a {family} checkpoint, but the {card['role']} model is {card['entry']} "
-        f"({card['file']}{chosen}). The Dagster graph runs CP-VTON only: keep only CP-VTON's files in the "
-        "checkpoint folder, or run VITON-HD with `mycloset try-on --pipeline vitonhd`",
-        allow_retries=False,
-    )
-
-
-def read_partitions(storage: dg.IOManager, asset_key: dg.AssetKey, keys: Iterable[str]) -> dict[str, Any]:
+def read_partitions(storage: dg.IOManager, asset_key: dg.AssetKey, keys: Sequence[str]) -> dict[str, Any]:
     """The stored values of ``keys`` (partitions of ``asset_key``), read through the open-format IO manager."""
     if not isinstance(storage, OpenFormatStorage):
         raise dg.Failure(
@@ -194,10 +167,6 @@ def read_partitions(storage: dg.IOManager, asset_key: dg.AssetKey, keys: Iterabl
     return values
 
 
-def _every_partition(asset: dg.AssetsDefinition) -> dg.AssetDep:
-    return dg.AssetDep(asset, partition_mapping=dg.AllPartitionMapping())
-
-
 def _result(
     context: dg.AssetExecutionContext,
     values: Mapping[str, Any],
@@ -207,6 +176,10 @@ def _result(
     return dg.MaterializeResult(
         value=partition_output(context, values), metadata=figures.metadata(), check_results=checks
     )
+
+
+def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.AssetCheckResult]:
+    return [key_match_result(figures), runtime_result(figures, config), plausible_result(findings, figures, config)]
 
 
 # per person photo ------------------------------------------------------------------------------------------
@@ -237,11 +210,11 @@ def pose(
     """OpenPose body keypoints of each person photo (JSON): ``people`` (P x 18 x 3, everyone found, OpenPose-18
     order, photo pixels) and ``keypoints`` (18 x 3, the best-scoring person, the one the try-on uses)."""
     photos = partition_values(context, person_image)
-    options = _options(model_factory, max_side=config.max_side, pose_scales=_floats(config.scales))
+    options = model_factory.options(config)
     monitor = Monitor()
-    loaded = _load(monitor, model_factory, pose_model)
+    with monitor.step(LOAD_STEP):
+        wrapper = model_factory.wrapper(pose_model, pose_wrapper, scales=options.pose_scales)
     with monitor.step("pose"):
-        wrapper = pose_wrapper(loaded, scales=options.pose_scales)
         found = detect_poses(wrapper, list(photos.values()), options.max_side)
     poses = {
         key: {
@@ -262,16 +235,7 @@ def pose(
     }
     add_partition_metadata(context, io_manager, poses, metadata)
     figures = StepFigures.of(monitor, len(photos), pose_model)
-    return _result(
-        context,
-        poses,
-        figures,
-        [
-            key_match_result(figures),
-            runtime_result(figures, config),
-            plausible_result(pose_findings(poses, config), figures, config),
-        ],
-    )
+    return _result(context, poses, figures, _model_checks(figures, config, pose_findings(poses, config)))
 
 
 @dg.asset(
@@ -300,18 +264,12 @@ def human_parsing(
     Graphonomy; the names are in the metadata)."""
     photos = partition_values(context, person_image)
     entry = get_entry(parsing_model["entry"])
-    options = _options(
-        model_factory,
-        max_side=config.max_side,
-        parsing_size=_pair(config.size),
-        parsing_scales=_floats(config.scales),
-        parsing_flip=config.flip,
-        batch_size=config.batch_size,
-    )
+    options = model_factory.options(config)
+    settings = {**parsing_settings(entry.family, options), "batch_size": options.batch_size}
     monitor = Monitor()
-    loaded = _load(monitor, model_factory, parsing_model)
+    with monitor.step(LOAD_STEP):
+        wrapper = model_factory.wrapper(parsing_model, parsing_wrapper, **settings)
     with monitor.step("human_parsing"):
-        wrapper = parsing_wrapper(loaded, **parsing_settings(entry.family, options), batch_size=options.batch_size)
         found = parse_people(wrapper, list(photos.values()), options.max_side)
     labels = {key: arrays["parsing"] for key, arrays in zip(photos, found, strict=True)}
     names = parsing_names(entry.labels)
@@ -328,51 +286,29 @@ def human_parsing(
     add_partition_metadata(context, io_manager, labels, metadata)
     figures = StepFigures.of(monitor, len(photos), parsing_model)
     sizes = {key: photo.shape[:2] for key, photo in photos.items()}
-    return _result(
-        context,
-        labels,
-        figures,
-        [
-            key_match_result(figures),
-            runtime_result(figures, config),
-            plausible_result(parsing_findings(labels, sizes, len(names), config), figures, config),
-        ],
-    )
+    findings = parsing_findings(labels, sizes, len(names), config)
+    return _result(context, labels, figures, _model_checks(figures, config, findings))
 
 
-def cpvton_representation(
-    photo: np.ndarray, parsing: np.ndarray, keypoints: np.ndarray, frame: tuple[int, int]
-) -> dict[str, np.ndarray]:
-    """CP-VTON's person representation of one photo: the photo, its parsing and keypoints letterboxed into the
-    GMM's ``frame`` as the GMM stage does it, the 22 channels computed from them (``shape``, ``head``,
-    ``pose``), and ``photo_size`` to map results back."""
-    letterbox = Letterbox.fit(photo.shape[:2], frame)
-    person = letterbox.image_to_frame(photo)
-    labels = letterbox.labels_to_frame(parsing)
-    points = letterbox.points_to_frame(np.asarray(keypoints, dtype=np.float64))
-    agnostic = cpvton_agnostic(person, labels, points, CPVTON_RADIUS)
+def representation_arrays(person: CpVtonPerson) -> dict[str, np.ndarray]:
+    """A CP-VTON person representation as the NPZ stores it."""
     return {
-        "person": person,
-        "parsing": labels,
-        "keypoints": points,
-        "shape": agnostic.shape,
-        "head": agnostic.head,
-        "pose": agnostic.pose,
-        "photo_size": np.array(photo.shape[:2], dtype=np.int64),
+        "person": person.person,
+        "parsing": person.parsing,
+        "keypoints": person.keypoints,
+        "shape": person.agnostic.shape,
+        "head": person.agnostic.head,
+        "pose": person.agnostic.pose,
+        "photo_size": np.array(person.frame.photo_size, dtype=np.int64),
     }
-
-
-def _agnostic(representation: Mapping[str, np.ndarray]) -> CpVtonAgnostic:
-    return CpVtonAgnostic(representation["shape"], representation["head"], representation["pose"])
 
 
 def representation_image(representation: Mapping[str, np.ndarray]) -> np.ndarray:
     """What the GMM sees of a person, as one RGB picture: body shape in grey, head in colour, keypoints in red."""
-    agnostic = _agnostic(representation)
-    canvas = np.repeat(to_uint8_image(agnostic.shape)[..., None], 3, axis=2)
-    head = (agnostic.head > -1).any(axis=0)
-    canvas[head] = to_uint8_image(agnostic.head)[head]
-    return draw_mask(canvas, agnostic.pose_image > -1, color=(255, 0, 0), alpha=0.9)
+    canvas = np.repeat(to_uint8_image(representation["shape"])[..., None], 3, axis=2)
+    head = (representation["head"] > -1).any(axis=0)
+    canvas[head] = to_uint8_image(representation["head"])[head]
+    return draw_mask(canvas, representation["pose"].max(axis=0) > -1, color=(255, 0, 0), alpha=0.9)
 
 
 @dg.asset(
@@ -397,16 +333,15 @@ def person_representation(
     gmm_model: dict[str, Any],
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
-    """CP-VTON's 22-channel person representation (body shape, head, keypoint maps) at the GMM's frame, with
-    the frame-size photo, parsing and keypoints it was computed from (NPZ): what the GMM and the TOM read."""
-    require_family(gmm_model, CPVTON_GMM, "person_representation")
-    frame = _pair(get_entry(gmm_model["entry"]).preprocess["input_size"])
-    assert frame is not None
+    """CP-VTON's 22-channel person representation (body shape, head, keypoint maps) at the GMM's frame, with the
+    frame-size photo, parsing and keypoints it was computed from (NPZ): exactly what the GMM reads
+    (``wrappers.tryon.cpvton_person``)."""
+    frame = tuple(int(v) for v in get_entry(gmm_model["entry"]).preprocess["input_size"])
     photos, poses, labels = (partition_values(context, value) for value in (person_image, pose, human_parsing))
     monitor = Monitor()
     with monitor.step("person_representation"):
         representations = {
-            key: cpvton_representation(photo, labels[key], poses[key]["keypoints"], frame)
+            key: representation_arrays(cpvton_person(photo, labels[key], poses[key]["keypoints"], frame))  # type: ignore[arg-type]
             for key, photo in photos.items()
         }
     metadata = {
@@ -459,20 +394,17 @@ def garment_mask(
     """The garment of each garment photo: a PNG mask (0/255) at the photo's size, from U2Net cloth segmentation
     (every garment class) or U2Net / U2Netp saliency."""
     photos = partition_values(context, garment_image)
-    options = _options(
-        model_factory,
-        max_side=config.max_side,
-        mask_size=_pair(config.size),
-        mask_threshold=config.threshold,
-        mask_largest_component=config.largest_component,
-        batch_size=config.batch_size,
-    )
+    options = model_factory.options(config)
     monitor = Monitor()
-    loaded = _load(monitor, model_factory, garment_mask_model)
-    with monitor.step("garment_mask"):
-        wrapper = mask_wrapper(
-            loaded, size=options.mask_size, threshold=options.mask_threshold, batch_size=options.batch_size
+    with monitor.step(LOAD_STEP):
+        wrapper = model_factory.wrapper(
+            garment_mask_model,
+            mask_wrapper,
+            size=options.mask_size,
+            threshold=options.mask_threshold,
+            batch_size=options.batch_size,
         )
+    with monitor.step("garment_mask"):
         found = mask_garments(wrapper, list(photos.values()), options.max_side, options.mask_largest_component)
     masks = {key: arrays["garment_mask"].astype(np.uint8) * 255 for key, arrays in zip(photos, found, strict=True)}
     metadata = {
@@ -485,56 +417,39 @@ def garment_mask(
     add_partition_metadata(context, io_manager, masks, metadata)
     figures = StepFigures.of(monitor, len(photos), garment_mask_model)
     sizes = {key: photo.shape[:2] for key, photo in photos.items()}
-    return _result(
-        context,
-        masks,
-        figures,
-        [
-            key_match_result(figures),
-            runtime_result(figures, config),
-            plausible_result(mask_findings(masks, sizes, config), figures, config),
-        ],
-    )
+    return _result(context, masks, figures, _model_checks(figures, config, mask_findings(masks, sizes, config)))
 
 
 # per pair --------------------------------------------------------------------------------------------------
 
+PERSON_SIDE = (person_image, pose, human_parsing)
+GARMENT_SIDE = (garment_image, refined_garment_mask)
+PAIR_DEPS = [dg.AssetDep(asset, partition_mapping=PERSON_OF_PAIR) for asset in PERSON_SIDE] + [
+    dg.AssetDep(asset, partition_mapping=GARMENT_OF_PAIR) for asset in GARMENT_SIDE
+]
 
-def warp_arrays(warp: CpVtonWarp) -> dict[str, np.ndarray]:
-    """What the GMM stage returned, less the person representation (stored as ``person_representation``)."""
+
+def pair_inputs(context: dg.AssetExecutionContext, storage: dg.IOManager) -> dict[str, TryOnInput]:
+    """Each pair's :class:`TryOnInput` from its own two photos' stored assets (what the engine hands the
+    try-on networks): person photo, parsing and chosen keypoints; garment photo and the refined garment mask."""
+    halves = {key: split_pair_key(key) for key in context.partition_keys}
+    people = [person for person, _ in halves.values()]
+    garments = [garment for _, garment in halves.values()]
+    photos = read_partitions(storage, person_image.key, people)
+    poses = read_partitions(storage, pose.key, people)
+    parsings = read_partitions(storage, human_parsing.key, people)
+    garment_photos = read_partitions(storage, garment_image.key, garments)
+    masks = read_partitions(storage, refined_garment_mask.key, garments)
     return {
-        "person": warp.person,
-        "garment": warp.garment,
-        "garment_mask": warp.garment_mask,
-        "theta": warp.theta,
-        "grid": warp.grid,
-        "warped_garment": warp.warped_garment,
-        "warped_mask": warp.warped_mask,
-        "garment_size": np.array(warp.garment_frame.photo_size, dtype=np.int64),
+        key: TryOnInput(
+            photos[person],
+            parsings[person],
+            np.asarray(poses[person]["keypoints"], dtype=np.float64),
+            garment_photos[garment],
+            np.asarray(masks[garment]) > 0,
+        )
+        for key, (person, garment) in halves.items()
     }
-
-
-def cpvton_warp(stored: Mapping[str, np.ndarray], representation: Mapping[str, np.ndarray]) -> CpVtonWarp:
-    """The GMM stage's result rebuilt from a stored ``warped_garment`` and the person's representation."""
-    frame = representation["parsing"].shape
-    person_size = tuple(int(value) for value in representation["photo_size"])
-    garment_size = tuple(int(value) for value in stored["garment_size"])
-    return CpVtonWarp(
-        person_frame=Letterbox.fit(person_size, frame),
-        garment_frame=Letterbox.fit(garment_size, frame),
-        person=stored["person"],
-        agnostic=_agnostic(representation),
-        garment=stored["garment"],
-        garment_mask=stored["garment_mask"],
-        theta=stored["theta"],
-        grid=stored["grid"],
-        warped_garment=stored["warped_garment"],
-        warped_mask=stored["warped_mask"],
-    )
-
-
-def _halves(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-    return {key: split_pair_key(key) for key in keys}
 
 
 @dg.asset(
@@ -543,11 +458,7 @@ def _halves(keys: Sequence[str]) -> dict[str, tuple[str, str]]:
     pool=GPU_POOL,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "numpy"},
-    deps=[
-        _every_partition(person_representation),
-        _every_partition(garment_image),
-        _every_partition(refined_garment_mask),
-    ],
+    deps=PAIR_DEPS,
     dagster_type=STORED,
     check_specs=check_specs(
         "warped_garment",
@@ -564,25 +475,15 @@ def warped_garment(
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
     """CP-VTON's GMM for each pair (NPZ): the garment warped onto the person by a TPS (``warped_garment``,
-    ``warped_mask``, ``grid``, ``theta``) and the frame-size photos it worked on."""
-    require_family(gmm_model, CPVTON_GMM, "warped_garment")
-    halves = _halves(context.partition_keys)
-    representations = read_partitions(io_manager, person_representation.key, [p for p, _ in halves.values()])
-    garments = read_partitions(io_manager, garment_image.key, [g for _, g in halves.values()])
-    masks = read_partitions(io_manager, refined_garment_mask.key, [g for _, g in halves.values()])
-    inputs = []
-    for person, garment in halves.values():
-        rep = representations[person]
-        inputs.append(TryOnInput(rep["person"], rep["parsing"], rep["keypoints"], garments[garment], masks[garment]))
+    ``warped_mask``, ``grid``, ``theta``), the person representation and the frame-size photos it worked on."""
+    inputs = pair_inputs(context, io_manager)
+    options = model_factory.options(config)
     monitor = Monitor()
-    loaded = _load(monitor, model_factory, gmm_model)
+    with monitor.step(LOAD_STEP):
+        gmm = model_factory.wrapper(gmm_model, CpVtonGmm, batch_size=options.batch_size)
     with monitor.step("warped_garment"):
-        warps = dict(zip(halves, CpVtonGmm(loaded, batch_size=config.batch_size)(inputs), strict=True))
-    for key, warp in warps.items():
-        stored = representations[halves[key][0]]
-        if not np.array_equal(warp.agnostic.array(), _agnostic(stored).array()):
-            raise RepresentationMismatchError(f"{key}: the GMM's person representation differs from the stored one")
-    values = {key: warp_arrays(warp) for key, warp in warps.items()}
+        warps = dict(zip(inputs, gmm(list(inputs.values())), strict=True))
+    values = {key: warp.to_arrays() for key, warp in warps.items()}
     metadata = {
         key: {
             "mask_fraction": round(float(warp.warped_mask.mean()), 4),
@@ -599,16 +500,7 @@ def warped_garment(
     }
     add_partition_metadata(context, io_manager, values, metadata)
     figures = StepFigures.of(monitor, len(values), gmm_model)
-    return _result(
-        context,
-        values,
-        figures,
-        [
-            key_match_result(figures),
-            runtime_result(figures, config),
-            plausible_result(warp_findings(values, config), figures, config),
-        ],
-    )
+    return _result(context, values, figures, _model_checks(figures, config, warp_findings(values, config)))
 
 
 @dg.asset(
@@ -617,7 +509,6 @@ def warped_garment(
     pool=GPU_POOL,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
-    deps=[_every_partition(person_representation)],
     dagster_type=STORED,
     check_specs=check_specs(
         "tryon_result",
@@ -633,17 +524,15 @@ def tryon_result(
     model_factory: ModelFactoryResource,
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
-    """The person wearing the garment (PNG at the person photo's size): CP-VTON's TOM renders the person from
-    the representation and the warped garment and composes the two with its mask."""
-    require_family(tom_model, CPVTON_TOM, "tryon_result")
-    halves = _halves(context.partition_keys)
-    stored = partition_values(context, warped_garment)
-    representations = read_partitions(io_manager, person_representation.key, [p for p, _ in halves.values()])
-    warps = {key: cpvton_warp(stored[key], representations[person]) for key, (person, _) in halves.items()}
+    """CP-VTON's result (PNG at the person photo's size): the TOM renders the person from the representation and
+    the warped garment and composes the two with its mask."""
+    warps = {key: CpVtonWarp.from_arrays(arrays) for key, arrays in partition_values(context, warped_garment).items()}
+    options = model_factory.options(config)
     monitor = Monitor()
-    loaded = _load(monitor, model_factory, tom_model)
+    with monitor.step(LOAD_STEP):
+        tom = model_factory.wrapper(tom_model, CpVtonTom, batch_size=options.batch_size)
     with monitor.step("tryon_result"):
-        results = dict(zip(warps, CpVtonTom(loaded, batch_size=config.batch_size)(list(warps.values())), strict=True))
+        results = dict(zip(warps, tom(list(warps.values())), strict=True))
     images = {key: result.tryon_photo for key, result in results.items()}
     metadata = {
         key: {
@@ -656,18 +545,82 @@ def tryon_result(
     }
     add_partition_metadata(context, io_manager, images, metadata)
     figures = StepFigures.of(monitor, len(images), tom_model)
-    sizes = {key: tuple(int(v) for v in representations[person]["photo_size"]) for key, (person, _) in halves.items()}
-    return _result(
-        context,
-        images,
-        figures,
-        [
-            key_match_result(figures),
-            runtime_result(figures, config),
-            plausible_result(tryon_findings(images, sizes, config), figures, config),
-        ],
-    )
+    sizes = {key: warp.person_frame.photo_size for key, warp in warps.items()}
+    return _result(context, images, figures, _model_checks(figures, config, tryon_findings(images, sizes, config)))
 
 
-TRYON_ASSETS = (pose, human_parsing, person_representation, garment_mask, warped_garment, tryon_result)
-"""The per-image and try-on assets (with ``person_image`` and ``garment_image`` of :mod:`.images`)."""
+VITONHD_CARDS = ("vitonhd_seg_model", "vitonhd_gmm_model", "vitonhd_alias_model")
+
+
+@dg.asset(
+    partitions_def=pairs,
+    backfill_policy=SINGLE_RUN,
+    pool=GPU_POOL,
+    group_name=TRYON_GROUP,
+    kinds={"pytorch", "png"},
+    deps=PAIR_DEPS,
+    dagster_type=STORED,
+    check_specs=check_specs(
+        "vitonhd_result",
+        "The result is RGB uint8 at the person photo's size (ERROR otherwise) and not blank (WARN otherwise).",
+        model=True,
+    ),
+)
+def vitonhd_result(
+    context: dg.AssetExecutionContext,
+    config: VitonHdConfig,
+    vitonhd_seg_model: dict[str, Any],
+    vitonhd_gmm_model: dict[str, Any],
+    vitonhd_alias_model: dict[str, Any],
+    model_factory: ModelFactoryResource,
+    io_manager: dg.ResourceParam[dg.IOManager],
+) -> dg.MaterializeResult:
+    """VITON-HD's result (PNG at the person photo's size): the segmentation generator predicts the try-on
+    parsing from the parse- and image-agnostic person and the garment, the GMM warps the garment, the ALIAS
+    generator renders the person; the photo keeps its own pixels outside the synthesised region."""
+    inputs = pair_inputs(context, io_manager)
+    options = model_factory.options(config)
+    for key, item in inputs.items():
+        try:
+            check_vitonhd_pose(item.keypoints, str(key))
+        except PersonNotFoundError as error:
+            raise dg.Failure(str(error), allow_retries=False) from error
+    monitor = Monitor()
+    with monitor.step(LOAD_STEP):
+        seg = model_factory.wrapper(
+            vitonhd_seg_model, VitonHdSeg, size=options.vitonhd_size, seed=options.seed, batch_size=options.batch_size
+        )
+        gmm = model_factory.wrapper(vitonhd_gmm_model, VitonHdGmm, batch_size=options.batch_size)
+        alias = model_factory.wrapper(
+            vitonhd_alias_model, VitonHdAlias, seed=options.seed, batch_size=options.batch_size
+        )
+    with monitor.step("vitonhd_result"):
+        results = dict(zip(inputs, alias(gmm(seg(list(inputs.values())))), strict=True))
+    images = {key: result.pasted_photo for key, result in results.items()}
+    metadata = {}
+    for key, result in results.items():
+        segmentation = result.warp.segmentation
+        metadata[key] = {
+            "width": int(images[key].shape[1]),
+            "height": int(images[key].shape[0]),
+            "synthesised_share": round(float(result.synthesised.mean()), 4),
+            "preview": preview(
+                side_by_side(segmentation.image_agnostic, result.warp.warped_garment, result.tryon), "VITON-HD"
+            ),
+        }
+    add_partition_metadata(context, io_manager, images, metadata)
+    figures = StepFigures.of(monitor, len(images), vitonhd_alias_model)
+    sizes = {key: item.person.shape[:2] for key, item in inputs.items()}
+    return _result(context, images, figures, _model_checks(figures, config, tryon_findings(images, sizes, config)))
+
+
+TRYON_ASSETS = (
+    pose,
+    human_parsing,
+    person_representation,
+    garment_mask,
+    warped_garment,
+    tryon_result,
+    vitonhd_result,
+)
+"""The per-image and try-on assets (with the photos of :mod:`.images` and the masks of :mod:`.refinement`)."""

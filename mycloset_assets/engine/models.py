@@ -3,8 +3,9 @@
 A :class:`ModelSet` is what a run may use: one checkpoint per registry entry, found by analysing every
 file of a folder (whatever the files are called) or taken from the model manager's active versions, and the
 files that cannot be used, each with its verdict and reason. Which entries fill which role is the table of
-:mod:`mycloset_assets.checkpoints.pipelines`. A :class:`ModelPool` holds the loaded networks by (sha256, device, dtype)
-and the wrappers built on them, so a network is loaded once per process however many runs use it.
+:mod:`mycloset_assets.checkpoints.pipelines`. A :class:`ModelPool` holds the loaded networks by (sha256, device,
+dtype, policy) and the wrappers built on them, so a network is loaded once per process however many runs use it,
+within an optional memory budget (least-recently-used networks are released to make room).
 
 Folder analysis is header-only and sha256s are computed only for the checkpoints a run uses; both are
 remembered per file (path, size, modification time, inode), so a second run over the same folder re-reads
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +24,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..checkpoints import LoadedModel, analyze, load_model
+from ..checkpoints import LoadedModel, analyze, get_entry, load_model
 from ..checkpoints.analysis import Analysis
 from ..checkpoints.convert import file_sha256
+from ..checkpoints.factory import POLICIES, accepts
 from ..checkpoints.manager import ModelManager
 from ..checkpoints.pipelines import (
     OPTIONAL_ROLES,
@@ -73,14 +76,37 @@ def _analysis(path: Path) -> Analysis:
     return report
 
 
+def is_hidden(relative: str | os.PathLike[str]) -> bool:
+    """Whether a path (relative to the checkpoint folder) has a part starting with '.': dot files, partial
+    downloads and atomic-write temporaries, which are never checkpoints."""
+    return any(part.startswith(".") for part in Path(relative).parts)
+
+
+def checkpoint_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
+    """The files under ``folder`` (recursively, links followed, hidden ones left out) by relative POSIX path,
+    sorted; the key is stable whatever the folder is called."""
+    root = Path(folder)
+    if not root.is_dir():
+        error = NotADirectoryError if root.exists() else FileNotFoundError
+        raise error(f"{root}: the checkpoint folder does not exist or is not a folder")
+    found = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if not is_hidden(relative) and path.is_file():
+            found[relative.as_posix()] = path
+    return found
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """One usable checkpoint: its registry entry, the file, and its path as the user knows it (``shown``)."""
+    """One usable checkpoint: its registry entry, the file, its path as the user knows it (``shown``) and the
+    load policy it needs (``reinit_head`` for a partial file with another head, else ``refuse``)."""
 
     entry: str
     path: Path
     shown: str
     known_sha256: str | None = None
+    policy: str = "refuse"
 
     @property
     def sha256(self) -> str:
@@ -101,29 +127,37 @@ class ModelSet:
     skipped: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike[str]) -> ModelSet:
-        """Analyse every file under ``folder`` (recursively, any names); the first file (by path) of an entry
-        is used, other files of the same entry and everything not identified are skipped with the reason."""
+    def from_folder(cls, folder: str | os.PathLike[str], policy: str = "refuse") -> ModelSet:
+        """Analyse every file under ``folder`` (recursively, any names, hidden files left out: see
+        :func:`checkpoint_files`). An identified file fills its entry, the first by path when there are several;
+        with ``policy="reinit_head"`` a partial file that differs only by a head of another class count fills
+        its entry when no identified file does (it loads with that policy). Every other file is skipped with
+        the reason."""
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, not {policy!r}")
         root = Path(folder)
-        if not root.is_dir():
-            raise NotADirectoryError(f"{root}: the checkpoint folder does not exist or is not a folder")
-        checkpoints: dict[str, Checkpoint] = {}
+        usable: dict[str, list[tuple[str, Path, Analysis]]] = {}
         skipped: dict[str, str] = {}
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            shown = str(root / path.relative_to(root))
+        for relative, path in checkpoint_files(root).items():
+            shown = str(root / relative)
             try:
                 report = _analysis(path)
             except OSError as exc:
                 skipped[shown] = f"unreadable: {exc}"
                 continue
-            if report.verdict != "identified" or report.entry is None:
+            if report.entry is None or not accepts(report, policy):
                 skipped[shown] = f"{report.verdict}: {report.reason}"
-            elif report.entry in checkpoints:
-                kept = checkpoints[report.entry].shown
-                skipped[shown] = f"identified: another file of {report.entry} is used ({kept})"
             else:
-                checkpoints[report.entry] = Checkpoint(report.entry, path, shown)
-        return cls(f"folder {root}", checkpoints, skipped)
+                usable.setdefault(report.entry, []).append((shown, path, report))
+        checkpoints: dict[str, Checkpoint] = {}
+        for entry, files in usable.items():
+            shown, path, report = min(files, key=lambda file: file[2].verdict != "identified")
+            needs = "refuse" if report.verdict == "identified" else "reinit_head"
+            checkpoints[entry] = Checkpoint(entry, path, shown, policy=needs)
+            for other, _, other_report in files:
+                if other != shown:
+                    skipped[other] = f"{other_report.verdict}: another file of {entry} is used ({shown})"
+        return cls(f"folder {root}", checkpoints, dict(sorted(skipped.items())))
 
     @classmethod
     def from_manager(cls, manager: ModelManager | str | os.PathLike[str] | None = None) -> ModelSet:
@@ -220,27 +254,90 @@ def model_set(models: ModelsArgument) -> ModelSet:
     return ModelSet.from_folder(models)
 
 
-class ModelPool:
-    """Loaded networks by (sha256, device, dtype) and wrappers built on them, for the life of the process.
+_ModelKey = tuple[str, str, torch.dtype, str]
 
-    ``loads`` counts the networks actually read from disk (a second run over the same checkpoints adds none).
+
+def model_bytes(loaded: LoadedModel) -> int:
+    """Bytes of a loaded network's parameters and buffers, each storage counted once (tied weights)."""
+    return _tensor_bytes([*loaded.module.parameters(), *loaded.module.buffers()])
+
+
+def _tensor_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    seen: dict[tuple[str, int], int] = {}
+    for tensor in tensors:
+        size = tensor.numel() * tensor.element_size()
+        where = (str(tensor.device), tensor.data_ptr()) if not tensor.is_meta else ("meta", id(tensor))
+        seen[where] = max(seen.get(where, 0), size)
+    return sum(seen.values())
+
+
+def _expected_bytes(checkpoint: Checkpoint, dtype: torch.dtype) -> int:
+    """What ``load_model`` will hold for ``checkpoint`` in ``dtype``: its network built on the meta device."""
+    with torch.device("meta"):
+        network = get_entry(checkpoint.entry).build()
+    tensors = [*network.parameters(), *network.buffers()]
+    floating = sum(t.numel() for t in tensors if t.is_floating_point()) * dtype.itemsize
+    return floating + _tensor_bytes(t for t in tensors if not t.is_floating_point())
+
+
+class ModelPool:
+    """Loaded networks by (sha256, device, dtype, policy) and the wrappers built on them.
+
+    ``memory_budget`` is the most bytes of parameters and buffers (:func:`model_bytes`) kept loaded on each
+    device, each device on its own; ``None`` keeps every network. Before a network is loaded, the
+    least-recently-used networks of its device are released until it fits (its size is known beforehand from
+    its network built on the meta device); a network larger than the budget alone is still loaded, alone on
+    its device, every other one there released. Releasing a network drops the wrappers built on it; a caller
+    still holding one keeps its memory alive until it lets go. A released network is loaded again on its next
+    use. Using a network or one of its wrappers makes it the most recently used.
+
+    ``loads`` counts the networks actually read from disk (a second run over the same checkpoints adds none
+    when they fit), ``releases`` those released for the budget, ``peak_resident_bytes`` the most bytes held at
+    once (all devices together). Every method is thread-safe.
     """
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str, torch.dtype], LoadedModel] = {}
+    def __init__(self, memory_budget: int | None = None) -> None:
+        self._models: OrderedDict[_ModelKey, LoadedModel] = OrderedDict()
+        self._sizes: dict[_ModelKey, int] = {}
         self._wrappers: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.RLock()
+        self.memory_budget = _budget(memory_budget)
         self.loads = 0
+        self.releases = 0
+        self.peak_resident_bytes = 0
+
+    def set_memory_budget(self, memory_budget: int | None) -> None:
+        """Change the budget, releasing the least-recently-used networks that no longer fit."""
+        with self._lock:
+            self.memory_budget = _budget(memory_budget)
+            for device in {key[1] for key in self._models}:
+                self._make_room(device, 0)
 
     def load(self, checkpoint: Checkpoint, device: str, dtype: torch.dtype, models: ModelSet) -> LoadedModel:
-        """The network of ``checkpoint`` on ``device`` in ``dtype``, loaded on first use."""
-        key = (checkpoint.sha256, str(torch.device(device)), dtype)
+        """The network of ``checkpoint`` on ``device`` in ``dtype`` (loaded with the checkpoint's policy), loaded
+        on first use or after a release."""
+        key = _model_key(checkpoint, device, dtype)
         with self._lock:
-            if key not in self._models:
-                companions = models.companions(checkpoint.entry)
-                self._models[key] = load_model(checkpoint.path, device, dtype, companions=companions)
-                self.loads += 1
-            return self._models[key]
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            if self.memory_budget is not None:
+                self._make_room(key[1], _expected_bytes(checkpoint, dtype))
+            companions = models.companions(checkpoint.entry)
+            loaded = load_model(checkpoint.path, device, dtype, policy=checkpoint.policy, companions=companions)
+            self.loads += 1
+            self._models[key] = loaded
+            self._sizes[key] = model_bytes(loaded)
+            if self.memory_budget is not None:
+                self._make_room(key[1], 0)
+            self.peak_resident_bytes = max(self.peak_resident_bytes, self.resident_bytes())
+            return loaded
+
+    def preload(self, checkpoints: Iterable[Checkpoint], device: str, dtype: torch.dtype, models: ModelSet) -> None:
+        """Load ``checkpoints`` now, in order, instead of on first use (under a budget, the last ones that fit
+        stay loaded)."""
+        for checkpoint in checkpoints:
+            self.load(checkpoint, device, dtype, models)
 
     def wrapper(
         self,
@@ -252,31 +349,88 @@ class ModelPool:
         **settings: Any,
     ) -> W:
         """``factory(loaded, **settings)`` for the network of ``checkpoint``, made once per (network, factory,
-        settings); setting values must be hashable."""
-        key = (checkpoint.sha256, str(torch.device(device)), dtype, factory, tuple(sorted(settings.items())))
+        settings) while the network stays loaded; setting values must be hashable."""
+        model = _model_key(checkpoint, device, dtype)
+        key = (model, factory, tuple(sorted(settings.items())))
         with self._lock:
-            if key not in self._wrappers:
-                self._wrappers[key] = factory(self.load(checkpoint, device, dtype, models), **settings)
+            if key in self._wrappers:
+                self._models.move_to_end(model)
+                return self._wrappers[key]
+            loaded = self.load(checkpoint, device, dtype, models)
+            self._wrappers[key] = factory(loaded, **settings)
             return self._wrappers[key]
 
+    def resident_bytes(self, device: str | torch.device | None = None) -> int:
+        """Bytes of the networks loaded on ``device`` (every device when None)."""
+        wanted = None if device is None else str(torch.device(device))
+        with self._lock:
+            return sum(size for key, size in self._sizes.items() if wanted is None or key[1] == wanted)
+
     def loaded(self) -> list[LoadedModel]:
-        """The networks loaded so far."""
+        """The networks loaded now, least recently used first."""
         with self._lock:
             return list(self._models.values())
 
+    def figures(self) -> dict[str, int | None]:
+        """``loads``, ``releases``, ``budget_bytes`` and ``peak_resident_bytes``, for reports."""
+        with self._lock:
+            return {
+                "loads": self.loads,
+                "releases": self.releases,
+                "budget_bytes": self.memory_budget,
+                "peak_resident_bytes": self.peak_resident_bytes,
+            }
+
     def clear(self) -> None:
-        """Drop every loaded network and wrapper."""
+        """Drop every loaded network and wrapper (not counted as releases)."""
         with self._lock:
             self._models.clear()
+            self._sizes.clear()
             self._wrappers.clear()
 
     def __len__(self) -> int:
         return len(self._models)
+
+    def _make_room(self, device: str, incoming: int) -> None:
+        """Release the least-recently-used networks of ``device`` until ``incoming`` more bytes fit."""
+        assert self.memory_budget is not None
+        on_device = [key for key in self._models if key[1] == device]
+        held = sum(self._sizes[key] for key in on_device)
+        while held + incoming > self.memory_budget and len(on_device) > (incoming == 0):
+            oldest = on_device.pop(0)
+            held -= self._sizes[oldest]
+            self._release(oldest)
+
+    def _release(self, key: _ModelKey) -> None:
+        del self._models[key], self._sizes[key]
+        for wrapper_key in [k for k in self._wrappers if k[0] == key]:
+            del self._wrappers[wrapper_key]
+        self.releases += 1
+
+
+def _model_key(checkpoint: Checkpoint, device: str, dtype: torch.dtype) -> _ModelKey:
+    return checkpoint.sha256, str(torch.device(device)), dtype, checkpoint.policy
+
+
+def _budget(memory_budget: int | None) -> int | None:
+    if memory_budget is not None and (isinstance(memory_budget, bool) or not isinstance(memory_budget, int)):
+        raise TypeError(f"memory_budget must be a number of bytes (int) or None, not {memory_budget!r}")
+    if memory_budget is not None and memory_budget < 0:
+        raise ValueError(f"memory_budget must be >= 0 bytes or None (unbounded), not {memory_budget}")
+    return memory_budget
 
 
 _DEFAULT_POOL = ModelPool()
 
 
 def default_pool() -> ModelPool:
-    """The process-wide pool the engine uses unless given another."""
+    """The process-wide pool the engine uses unless given another (unbounded until
+    :func:`configure_default_pool` sets a budget)."""
+    return _DEFAULT_POOL
+
+
+def configure_default_pool(memory_budget: int | None) -> ModelPool:
+    """Set the process-wide pool's memory budget (bytes per device, None = unbounded) and return the pool; the
+    networks it holds stay loaded as far as the new budget allows."""
+    _DEFAULT_POOL.set_memory_budget(memory_budget)
     return _DEFAULT_POOL

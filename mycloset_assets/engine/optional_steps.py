@@ -9,21 +9,27 @@ restoration per result image and keypoints, figures per result and the arrays th
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 
 from ..checkpoints.pipelines import OPTIONAL_STEPS, absent_optional
 from ..engine_cache import array_digest, content_key, freeze
-from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
-from ..vision.face import FaceNotFoundError, find_face
-from ..vision.prompts import EmptyMaskError, Refinement, SamPrompt, agree, garment_prompt, person_clothing_prompt
+from ..vision.prompts import SamPrompt
 from ..wrappers.face import FaceRestorer
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from ..wrappers.sam import MaskRefiner
-from .context import CACHE_VERSION, Arrays, Item, Photo, RunContext, count
+from .context import CACHE_VERSION, Item, Photo, RunContext, count
 from .options import TryOnOptions
 from .quality import QualityFigures, QualityInputs, measure_quality
+from .steps import (
+    RefinedMask,
+    Restore,
+    Segment,
+    clothing_reference,
+    refine_clothing_mask,
+    refine_garment_mask,
+    restore_face,
+)
 
 
 def wanted_roles(options: TryOnOptions) -> list[str]:
@@ -40,39 +46,32 @@ def _switched_off(step: str) -> str:
     return f"switched off ({step}=False)"
 
 
-def clothing_reference(parsing: np.ndarray) -> np.ndarray:
-    """The person's clothes a top replaces in the parsing: upper clothes, dress, coat (CP-VTON's ``parse_cloth``
-    ids, the same in LIP-20 and CIHP-20)."""
-    return labels_in(parsing, CPVTON_CLOTH_LABELS)
-
-
 def _frozen(array: np.ndarray) -> np.ndarray:
     return freeze({"array": array})["array"]
 
 
-def _segment(run: RunContext, photo: Photo, reference: np.ndarray, prompt: SamPrompt) -> tuple[Arrays, bool]:
-    key = content_key(
-        stage="mask_refinement",
-        version=CACHE_VERSION,
-        image=photo.digest,
-        reference=array_digest(reference),
-        model=run.chosen["mask_refinement"].sha256,
-        config=run.options.refinement_config(),
-    )
-    found, missing = run.lookup([key])
-    if missing:
-        refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)  # loaded on the first miss only
-        sam = refiner.segment(photo.image, prompt)
-        return run.store(key, {"mask": sam.mask, "score": np.float64(sam.score)}), False
-    return found[key], True
+def _segmenter(run: RunContext, photo: Photo, reference: np.ndarray, hits: list[bool]) -> Segment:
+    """SAM on ``photo`` through the content cache (the key names the photo, the mask refined and the network);
+    ``hits`` records whether the cache answered."""
 
+    def segment(image: np.ndarray, prompt: SamPrompt) -> tuple[np.ndarray, float]:
+        key = content_key(
+            stage="mask_refinement",
+            version=CACHE_VERSION,
+            image=photo.digest,
+            reference=array_digest(reference),
+            model=run.chosen["mask_refinement"].sha256,
+            config=run.options.refinement_config(),
+        )
+        found, missing = run.lookup([key])
+        if missing:
+            refiner: MaskRefiner = run.wrapper("mask_refinement", MaskRefiner)  # loaded on the first miss only
+            sam = refiner.segment(image, prompt)
+            found[key] = run.store(key, {"mask": sam.mask, "score": np.float64(sam.score)})
+        hits.append(not missing)
+        return found[key]["mask"], float(found[key]["score"])
 
-def _refine(
-    run: RunContext, photo: Photo, reference: np.ndarray, prompt: SamPrompt, name: str
-) -> tuple[Refinement, bool]:
-    arrays, hit = _segment(run, photo, reference, prompt)
-    score = float(arrays["score"])
-    return agree(reference, arrays["mask"], score, run.options.refinement_iou, reference_name=name), hit
+    return segment
 
 
 def mask_refinement(run: RunContext, items: list[Item]) -> None:
@@ -83,49 +82,71 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
     if "mask_refinement" not in run.chosen:
         return _skip(items, "mask_refinement", absent_optional("mask_refinement"))
     with run.step("mask_refinement", count(len(items), "pair")):
-        garments: dict[str, tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]] = {}
-        people: dict[tuple[str, str], tuple[dict[str, Any], np.ndarray, np.ndarray | None]] = {}
+        garments: dict[str, tuple[RefinedMask, bool]] = {}
+        people: dict[tuple[str, str], RefinedMask] = {}
         for item in items:
             assert item.garment_mask is not None and item.parsing is not None and item.keypoints is not None
             if item.garment.digest not in garments:
                 garments[item.garment.digest] = _refine_garment(run, item)
-            record, garment_mask, raw, hit = garments[item.garment.digest]
+            garment, hit = garments[item.garment.digest]
             item.cached += ["mask_refinement"] * hit
-            item.garment_mask = {"garment_mask": _frozen(garment_mask)}
-            if raw is not None:
-                item.extras["sam_garment_mask"] = raw
+            item.garment_mask = {"garment_mask": _frozen(garment.mask)}
+            if garment.proposed is not None:
+                item.extras["sam_garment_mask"] = garment.proposed
             person_key = (item.person.digest, array_digest(item.parsing["parsing"]))
             if person_key not in people:
-                people[person_key] = _refine_clothing(run, item)
-            person_record, clothing, raw_clothing = people[person_key]
-            item.clothing_mask = _frozen(clothing)
-            if raw_clothing is not None:
-                item.extras["sam_clothing_mask"] = raw_clothing
-            item.records["mask_refinement"] = {"ran": True, "garment": record, "clothing": person_record}
+                parsing = item.parsing["parsing"]
+                hits: list[bool] = []
+                segment = _segmenter(run, item.person, clothing_reference(parsing), hits)
+                people[person_key] = refine_clothing_mask(
+                    segment, item.person.image, parsing, item.keypoints["keypoints"], run.options
+                )
+            clothing = people[person_key]
+            item.clothing_mask = _frozen(clothing.mask)
+            if clothing.proposed is not None:
+                item.extras["sam_clothing_mask"] = clothing.proposed
+            item.records["mask_refinement"] = {"ran": True, "garment": garment.record, "clothing": clothing.record}
 
 
-def _refine_garment(run: RunContext, item: Item) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None, bool]:
+def _refine_garment(run: RunContext, item: Item) -> tuple[RefinedMask, bool]:
     assert item.garment_mask is not None
     reference = item.garment_mask["garment_mask"]
     if item.given_mask:
-        return {"reason": "not refined: the garment mask was given"}, reference, None, False
-    try:
-        prompt = garment_prompt(reference)
-    except EmptyMaskError as exc:
-        return {"reason": f"not refined: {exc}"}, reference, None, False
-    refinement, hit = _refine(run, item.garment, reference, prompt, "garment")
-    return refinement.summary(), refinement.mask, refinement.refined, hit
+        return RefinedMask(reference, {"reason": "not refined: the garment mask was given"}), False
+    hits: list[bool] = []
+    segment = _segmenter(run, item.garment, reference, hits)
+    return refine_garment_mask(segment, item.garment.image, reference, run.options), any(hits)
 
 
-def _refine_clothing(run: RunContext, item: Item) -> tuple[dict[str, Any], np.ndarray, np.ndarray | None]:
-    assert item.parsing is not None and item.keypoints is not None
-    reference = clothing_reference(item.parsing["parsing"])
-    try:
-        prompt = person_clothing_prompt(reference, item.keypoints["keypoints"])
-    except EmptyMaskError as exc:
-        return {"reason": f"not refined: {exc}"}, reference, None
-    refinement, _ = _refine(run, item.person, reference, prompt, "parsing")
-    return refinement.summary(), refinement.mask, refinement.refined
+def _restorer(run: RunContext, keypoints: np.ndarray, hits: list[bool]) -> Restore:
+    """GFPGAN through the content cache (the key names the result image, the keypoints and the network)."""
+    options = run.options
+
+    def restore(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+        key = content_key(
+            stage="face_restoration",
+            version=CACHE_VERSION,
+            image=array_digest(image),
+            keypoints=array_digest(keypoints),
+            model=run.chosen["face_restoration"].sha256,
+            config=options.face_config(),
+        )
+        found, missing = run.lookup([key])
+        if missing:
+            restorer: FaceRestorer = run.wrapper(
+                "face_restoration",
+                FaceRestorer,
+                min_score=options.face_min_score,
+                min_eye_distance=options.face_min_eye_distance,
+            )
+            restored = restorer(image, points)
+            arrays = {"tryon": restored.image, "face": restored.restored_face, "box": np.asarray(restored.box)}
+            found[key] = run.store(key, arrays)
+        hits.append(not missing)
+        arrays = found[key]
+        return arrays["tryon"], arrays["face"], tuple(int(v) for v in arrays["box"])  # type: ignore[return-value]
+
+    return restore
 
 
 def face_restoration(run: RunContext, items: list[Item]) -> None:
@@ -140,39 +161,15 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
         for item in items:
             assert item.keypoints is not None and item.tryon is not None
             image, keypoints = item.tryon["tryon"], item.keypoints["keypoints"]
-            try:
-                find_face(keypoints, min_score=options.face_min_score, min_eye_distance=options.face_min_eye_distance)
-            except FaceNotFoundError as exc:
-                item.records["face_restoration"] = {"ran": False, "reason": f"no face to restore: {exc}"}
+            hits: list[bool] = []
+            restored = restore_face(_restorer(run, keypoints, hits), image, keypoints, options)
+            item.records["face_restoration"] = restored.record
+            if restored.face is None:
                 continue
-            key = content_key(
-                stage="face_restoration",
-                version=CACHE_VERSION,
-                image=array_digest(image),
-                keypoints=array_digest(keypoints),
-                model=run.chosen["face_restoration"].sha256,
-                config=options.face_config(),
-            )
-            found, missing = run.lookup([key])
-            if missing:
-                restorer: FaceRestorer = run.wrapper(
-                    "face_restoration",
-                    FaceRestorer,
-                    min_score=options.face_min_score,
-                    min_eye_distance=options.face_min_eye_distance,
-                )
-                restored = restorer(image, keypoints)
-                arrays = run.store(
-                    key,
-                    {"tryon": restored.image, "face": restored.restored_face, "box": np.asarray(restored.box)},
-                )
-            else:
-                arrays = found[key]
-                item.cached.append("face_restoration")
-            item.final = arrays["tryon"]
+            item.cached += ["face_restoration"] * any(hits)
+            item.final = restored.image
             item.extras["tryon_before_restoration"] = image
-            item.extras["restored_face"] = arrays["face"]
-            item.records["face_restoration"] = {"ran": True, "box": [int(v) for v in arrays["box"]]}
+            item.extras["restored_face"] = restored.face
 
 
 def quality(run: RunContext, items: list[Item]) -> None:

@@ -230,6 +230,65 @@ class CpVtonWarp:
         """The warped garment mask at the person photo's size (float32 H0 x W0)."""
         return self.person_frame.map_to_photo(self.warped_mask)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every array of the warp, the photos' sizes included (an NPZ holds it; :meth:`from_arrays` reads it)."""
+        return {
+            "person": self.person,
+            "agnostic_shape": self.agnostic.shape,
+            "agnostic_head": self.agnostic.head,
+            "agnostic_pose": self.agnostic.pose,
+            "garment": self.garment,
+            "garment_mask": self.garment_mask,
+            "theta": self.theta,
+            "grid": self.grid,
+            "warped_garment": self.warped_garment,
+            "warped_mask": self.warped_mask,
+            "person_size": np.array(self.person_frame.photo_size, dtype=np.int64),
+            "garment_size": np.array(self.garment_frame.photo_size, dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> CpVtonWarp:
+        """The warp :meth:`to_arrays` wrote, frames rebuilt from the photos' sizes and the frame's."""
+        frame = tuple(int(v) for v in arrays["garment_mask"].shape)
+        person_size = tuple(int(v) for v in arrays["person_size"])
+        garment_size = tuple(int(v) for v in arrays["garment_size"])
+        return cls(
+            person_frame=Letterbox.fit(person_size, frame),  # type: ignore[arg-type]
+            garment_frame=Letterbox.fit(garment_size, frame),  # type: ignore[arg-type]
+            person=arrays["person"],
+            agnostic=CpVtonAgnostic(arrays["agnostic_shape"], arrays["agnostic_head"], arrays["agnostic_pose"]),
+            garment=arrays["garment"],
+            garment_mask=np.asarray(arrays["garment_mask"], dtype=bool),
+            theta=arrays["theta"],
+            grid=arrays["grid"],
+            warped_garment=arrays["warped_garment"],
+            warped_mask=arrays["warped_mask"],
+        )
+
+
+@dataclass(frozen=True)
+class CpVtonPerson:
+    """A person as CP-VTON's GMM and TOM see it: the photo, its parsing and keypoints letterboxed into the
+    network frame, and the 22-channel representation computed from them."""
+
+    frame: Letterbox
+    person: np.ndarray
+    parsing: np.ndarray
+    keypoints: np.ndarray
+    agnostic: CpVtonAgnostic
+
+
+def cpvton_person(
+    person: np.ndarray, parsing: np.ndarray, keypoints: np.ndarray, size: tuple[int, int], radius: int = CPVTON_RADIUS
+) -> CpVtonPerson:
+    """CP-VTON's person representation of one photo at the network ``size`` (what :class:`CpVtonGmm` reads)."""
+    frame = Letterbox.fit(person.shape[:2], size)
+    image = frame.image_to_frame(person)
+    labels = frame.labels_to_frame(parsing)
+    points = frame.points_to_frame(np.asarray(keypoints, dtype=np.float64))
+    return CpVtonPerson(frame, image, labels, points, cpvton_agnostic(image, labels, points, radius))
+
 
 class CpVtonGmm(TryOnStage[TryOnInput, CpVtonWarp]):
     """CP-VTON's GMM: 22-channel person representation + garment -> TPS warp of the garment.
@@ -250,16 +309,13 @@ class CpVtonGmm(TryOnStage[TryOnInput, CpVtonWarp]):
         self.align_corners = align_corners
 
     def _prepare(self, item: TryOnInput) -> dict[str, Any]:
-        person_frame = Letterbox.fit(item.person.shape[:2], self.size)
         garment_frame = Letterbox.fit(item.garment.shape[:2], self.size)
-        person = person_frame.image_to_frame(item.person)
-        parsing = person_frame.labels_to_frame(item.parsing)
-        keypoints = person_frame.points_to_frame(item.keypoints)
+        person = cpvton_person(item.person, item.parsing, item.keypoints, self.size, self.radius)
         return {
-            "person_frame": person_frame,
+            "person_frame": person.frame,
             "garment_frame": garment_frame,
-            "person": person,
-            "agnostic": cpvton_agnostic(person, parsing, keypoints, self.radius),
+            "person": person.person,
+            "agnostic": person.agnostic,
             "garment": garment_frame.image_to_frame(item.garment),
             "garment_mask": garment_frame.mask_to_frame(item.garment_mask),
         }

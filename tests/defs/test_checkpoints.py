@@ -90,6 +90,23 @@ def test_sensor_registers_every_file_once_with_its_sha256(side):
     assert not again.run_requests and "no new or changed files among 4" in again.skip_reason.skip_message
 
 
+def test_a_first_tick_requests_nothing_already_analysed_and_a_changed_file_again(side):
+    fresh = checkpoint_folder_sensor(dg.build_sensor_context(instance=side.instance, resources=side.resources))
+    assert fresh.run_requests == [], "a new cursor (the demo's materialisations, a restarted daemon) repeats nothing"
+    assert "4 already analysed with the same content" in fresh.skip_reason.skip_message
+    target = side.zoo / IMPOSTOR
+    original = target.read_bytes()
+    try:
+        target.write_text("<html><body>another 404 page</body></html>")
+        changed = checkpoint_folder_sensor(
+            dg.build_sensor_context(instance=side.instance, resources=side.resources, cursor=fresh.cursor)
+        )
+        (request,) = changed.run_requests
+        assert request.partition_key == IMPOSTOR and request.run_key.startswith(f"{IMPOSTOR}@")
+    finally:
+        target.write_bytes(original)
+
+
 def test_sensor_reruns_a_replaced_file_but_not_a_touched_one(side, tmp_path):
     files = {key: tmp_path / key.replace("/", "_") for key in [*FILES, IMPOSTOR]}
     for key, copy in files.items():

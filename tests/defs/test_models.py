@@ -20,8 +20,8 @@ from mycloset_assets.defs.checks import (
     load_cost_result,
 )
 from mycloset_assets.defs.io_managers import OpenFormatIOManager
-from mycloset_assets.defs.models import MODEL_ASSETS, ROLES, asset_name
-from mycloset_assets.defs.resources import ModelFactoryResource, role_candidates
+from mycloset_assets.defs.models import MODEL_ASSETS, SLOTS, asset_name
+from mycloset_assets.defs.resources import ModelFactoryResource
 
 METADATA_KEYS = {"entry", "file", "sha256", "match_rate", "verdict", "seconds", "cpu_seconds", "peak_rss_mb"}
 ALL_ASSETS = [checkpoint_analysis, canonical_checkpoint, *MODEL_ASSETS.values()]
@@ -70,10 +70,14 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.Asset
 
 
 def test_every_role_has_an_asset_downstream_of_the_checkpoint_files():
-    assert tuple(role_candidates()) == ROLES
+    assert set(SLOTS) == {
+        "pose", "parsing", "garment_mask", "gmm", "tom", "vitonhd_seg", "vitonhd_gmm", "vitonhd_alias",
+        "face_restoration", "mask_refinement", "lpips", "clip",
+    }  # fmt: skip
+    assert SLOTS["gmm"].entries == ("cpvton_gmm",) and SLOTS["vitonhd_gmm"].entries == ("vitonhd_gmm",)
     resources = {"model_factory": ModelFactoryResource(checkpoint_folder="zoo")}
     graph = dg.Definitions(assets=ALL_ASSETS, resources=resources).resolve_asset_graph()
-    for role in ("pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias", "lpips", "clip"):
+    for role in SLOTS:
         node = graph.get(dg.AssetKey(asset_name(role)))
         assert node.parent_keys == {dg.AssetKey("checkpoint_analysis"), dg.AssetKey("canonical_checkpoint")}
         assert {key.name for key in node.check_keys} == {KEY_MATCH_CHECK, LOAD_COST_CHECK}
@@ -100,7 +104,8 @@ def test_role_card_names_the_exact_file_and_checks_pass(zoo):
         evaluation = checks[("garment_mask_model", name)]
         assert evaluation.passed and evaluation.severity == severity
         assert set(evaluation.metadata) >= METADATA_KEYS
-    loaded = zoo.resources["model_factory"].load_card(card)
+    loaded, cached = zoo.resources["model_factory"].load(card)
+    assert cached
     assert loaded.entry.id == "u2netp" and file_sha256(loaded.path) == card["sha256"]
     assert _materialise(zoo, ["garment_mask"]).success
     again = json.loads((zoo.store / "garment_mask_model.json").read_text())
@@ -113,8 +118,8 @@ def test_a_role_no_file_fills_is_not_materialised_and_its_check_says_why(zoo):
     assert not result.asset_materializations_for_node("pose_model")
     checks = _checks(result)
     pose = checks[("pose_model", KEY_MATCH_CHECK)]
-    assert not pose.passed and pose.severity == dg.AssetCheckSeverity.ERROR
-    assert "needs openpose_body_coco18" in pose.description
+    assert not pose.passed and pose.severity == dg.AssetCheckSeverity.WARN
+    assert "fills 'pose': it needs openpose_body_coco18" in pose.description
     assert "body_pose_model.pth (not_a_checkpoint: an HTML page" in pose.description
     lpips = checks[("lpips_model", KEY_MATCH_CHECK)]
     assert "alex.pth (lpips_alex_lin) needs torchvision_alexnet_features beside it" in lpips.description

@@ -38,10 +38,11 @@ def test_a_pair_beyond_its_threshold_is_named_as_doubtful(step):
     assert relaxed.passed and relaxed.description == "all 2 computed figures within max 0.5"
 
 
-def test_a_figure_without_its_network_passes_and_says_why(step):
+def test_a_figure_without_its_network_is_never_green_and_says_why(step):
     figures = {"ann|shirt": QualityFigures({"warp_mask_iou": 0.7}, {"clip_garment_similarity": "no clip checkpoint"})}
     check = figure_check("clip_garment_similarity", figures, QualityConfig(), step)
-    assert check.passed and check.description == "not computed: ann|shirt (no clip checkpoint)"
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description == "not computed: ann|shirt (no clip checkpoint)"
     assert check.metadata["worst"].value is None
     low = figure_check("warp_mask_iou", figures, QualityConfig(min_warp_mask_iou=0.8), step)
     assert not low.passed and low.description == "doubtful: ann|shirt 0.7000"

@@ -17,11 +17,13 @@ from mycloset_assets.definitions import defs
 from mycloset_assets.defs.image_checks import PLAUSIBLE_CHECK
 from mycloset_assets.defs.images import garment_image, person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStorage, write_value
-from mycloset_assets.defs.models import MODEL_ASSETS
+from mycloset_assets.defs.models import MODEL_ASSETS, model_card
+from mycloset_assets.defs.options import InvalidOptionsError
 from mycloset_assets.defs.partitions import InboxResource
 from mycloset_assets.defs.refinement import clothing_mask, refined_garment_mask
 from mycloset_assets.defs.resources import ModelFactoryResource
 from mycloset_assets.defs.tryon import garment_mask, human_parsing, pose
+from mycloset_assets.engine.options import TryOnOptions
 from mycloset_assets.vision.quality import mask_iou
 
 DEMO = Path(__file__).parents[2] / "mycloset_assets" / "demo_data"
@@ -59,7 +61,7 @@ def setup(synth_file, tmp_path_factory):
         "root": root,
         "reference": reference,
         "parsing": parsing,
-        "card": factory.choose("mask_refinement").to_card(),
+        "card": model_card("mask_refinement", factory.models(), str(root / "zoo")),
         "card_stem": card_stem,
         "resources": resources,
     }
@@ -111,13 +113,13 @@ def with_card(setup):
 @pytest.mark.slow
 def test_sams_mask_is_kept_inside_the_iou_range_and_rejected_outside(with_card):
     setup = with_card
-    kept = materialise(setup, refined_garment_mask, GARMENT, {"min_iou": 0.0})
+    kept = materialise(setup, refined_garment_mask, GARMENT, {"refinement_iou": [0.0, 1.0]})
     metadata, check = event_and_check(kept, "refined_garment_mask")
     refined = stored(setup, "refined_garment_mask", GARMENT)
     assert metadata["refinement"].value == "ran" and metadata["kept"].value is True and check.passed
     assert metadata["iou"].value == pytest.approx(mask_iou(refined, setup["reference"]), abs=1e-6)
 
-    rejected = materialise(setup, refined_garment_mask, GARMENT, {"min_iou": 0.999})
+    rejected = materialise(setup, refined_garment_mask, GARMENT, {"refinement_iou": [0.999, 1.0]})
     metadata, check = event_and_check(rejected, "refined_garment_mask")
     assert metadata["kept"].value is False and metadata["iou"].value < 0.999
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
@@ -127,7 +129,7 @@ def test_sams_mask_is_kept_inside_the_iou_range_and_rejected_outside(with_card):
 
 @pytest.mark.slow
 def test_the_clothing_mask_is_refined_with_the_torso_keypoints(with_card):
-    result = materialise(with_card, clothing_mask, PERSON, {"min_iou": 0.0, "max_iou": 1.0})
+    result = materialise(with_card, clothing_mask, PERSON, {"refinement_iou": [0.0, 1.0]})
     metadata, check = event_and_check(result, "clothing_mask")
     assert metadata["refinement"].value == "ran" and metadata["kept"].value is True and check.passed
     mask = stored(with_card, "clothing_mask", PERSON)
@@ -135,3 +137,10 @@ def test_the_clothing_mask_is_refined_with_the_torso_keypoints(with_card):
     assert metadata["iou"].value == pytest.approx(mask_iou(mask, with_card["parsing"] == 5), abs=1e-6)
     assert metadata["sam_score"].value >= 0.0 or metadata["sam_score"].value < 0.0  # a finite float
     assert np.isfinite(metadata["sam_score"].value)
+
+
+def test_the_engine_options_validate_the_run_configuration(setup):
+    with pytest.raises(ValueError, match=r"refinement_iou must be a \(low, high\) range within \[0, 1\]"):
+        TryOnOptions(refinement_iou=(0.8, 0.5))
+    with pytest.raises(InvalidOptionsError, match=r"invalid run configuration: refinement_iou must be a \(low, high\)"):
+        materialise(setup, refined_garment_mask, GARMENT, {"refinement_iou": [0.8, 0.5]})

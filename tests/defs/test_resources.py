@@ -1,145 +1,77 @@
-"""The model factory and model manager resources: role choice by content, lazy loading, once per process."""
+"""The model factory and model manager resources: configuration over the engine's model set and pool."""
 
 import shutil
-from typing import Any
+from pathlib import Path
 
 import pytest
 
 from mycloset_assets.checkpoints.convert import file_sha256
-from mycloset_assets.checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES
+from mycloset_assets.defs.models import SLOTS, missing_slot_message, model_card
 from mycloset_assets.defs.resources import (
-    MODEL_CACHE,
     ChangedFileError,
     ModelFactoryResource,
     ModelManagerResource,
-    NoModelForRoleError,
-    checkpoint_files,
-    choose_role,
     file_report,
-    missing_role_message,
-    role_candidates,
+    shared_pool,
 )
+from mycloset_assets.engine.models import default_pool, model_bytes
 
 
-def report(key: str, entry: str | None, verdict: str = "identified", **extra: Any) -> dict[str, Any]:
-    """A file report as checkpoint_analysis stores it (only the fields the role choice reads matter)."""
-    base = {
-        "key": key,
-        "path": f"/zoo/{key}",
-        "sha256": f"sha-{key}",
-        "size": 1,
-        "verdict": verdict,
-        "entry": entry,
-        "family": entry,
-        "match_rate": 1.0 if verdict == "identified" else 0.5,
-        "matched": 1,
-        "total": 1,
-        "container": "torch_zip",
-        "reason": f"{verdict} {entry}",
-        "missing": [],
-        "mismatched": [],
-    }
-    return base | extra
+def zoo_of(folder: Path, synth_file, files: dict[str, str]) -> Path:
+    folder.mkdir()
+    for entry, name in files.items():
+        shutil.copy(synth_file(entry), folder / name)
+    return folder
 
 
-CPVTON = ["openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom"]
+def test_slots_take_their_entries_from_the_engine_role_table(tmp_path, synth_file):
+    zoo = zoo_of(tmp_path / "zoo", synth_file, {"cpvton_gmm": "g.pth", "vitonhd_gmm": "v.pth", "u2netp": "m.bin"})
+    (zoo / ".partial.pth").write_bytes(b"half a download")
+    factory = ModelFactoryResource(checkpoint_folder=str(zoo))
+    models = factory.models()
+    assert ".partial.pth" not in " ".join(models.skipped) and list(factory.files()) == ["g.pth", "m.bin", "v.pth"]
+    assert model_card("gmm", models, str(zoo))["entry"] == "cpvton_gmm"
+    assert model_card("vitonhd_gmm", models, str(zoo))["entry"] == "vitonhd_gmm"
+    card = model_card("garment_mask", models, str(zoo))
+    assert card["file"] == "m.bin" and card["sha256"] == file_sha256(zoo / "m.bin") and card["match_rate"] == 1.0
+    assert card["pipeline"] is None and card["policy"] == "refuse"
+    assert model_card("tom", models, str(zoo)) is None
+    assert "fills 'tom': it needs cpvton_tom (cpvton does not run without it)" in missing_slot_message("tom", models)
+    assert SLOTS["vitonhd_seg"].entries == ("vitonhd_seg",) and SLOTS["lpips"].pipeline is None
 
 
-def test_role_table_comes_from_the_pipelines():
-    table = role_candidates()
-    for roles in [*PIPELINES.values(), OPTIONAL_ROLES]:
-        for role, entries in roles.items():
-            assert set(entries) <= set(table[role])
-    assert table["gmm"] == ("vitonhd_gmm", "cpvton_gmm")
-    assert table["garment_mask"] == ("u2net_cloth_seg4", "u2net", "u2netp")
-    assert {"pose", "parsing", "garment_mask", "gmm", "tom", "seg", "alias", "lpips", "clip"} <= set(table)
-
-
-def test_choice_follows_preference_and_the_complete_pipeline():
-    reports = [report(f"{entry}.pth", entry) for entry in CPVTON]
-    choice = choose_role("gmm", reports)
-    assert choice is not None and choice.entry == "cpvton_gmm" and choice.pipeline == "cpvton"
-    assert choose_role("garment_mask", reports).entry == "u2netp"
-    reports.append(report("cloth.pth", "u2net_cloth_seg4"))
-    assert choose_role("garment_mask", reports).entry == "u2net_cloth_seg4"
-    vitonhd = [report(f"{entry}.pth", entry) for entry in ("vitonhd_seg", "vitonhd_gmm", "vitonhd_alias")]
-    assert choose_role("gmm", reports + vitonhd).entry == "vitonhd_gmm"
-    assert choose_role("gmm", [report("g.pth", "cpvton_gmm"), report("v.pth", "vitonhd_gmm")]).entry == "vitonhd_gmm"
-    assert choose_role("seg", reports) is None
-
-
-def test_choice_skips_what_is_not_identified_and_takes_the_first_file_of_an_entry():
-    reports = [
-        report("b.pth", "u2netp"),
-        report("a.pth", "u2netp"),
-        report("openpose.pth", None, "impostor", family="torchvision:resnet50"),
-        report("tom_final.pth", None, "not_a_checkpoint"),
-    ]
-    assert choose_role("garment_mask", reports).report["key"] == "a.pth"
-    assert choose_role("pose", reports) is None
-    message = missing_role_message("pose", reports, "zoo")
-    assert "needs openpose_body_coco18" in message and "openpose.pth (impostor:" in message
-    assert "a.pth (u2netp)" in message and "tom_final.pth (not_a_checkpoint:" in message
-    with pytest.raises(KeyError, match="unknown role"):
-        choose_role("nonsense", reports)
-
-
-def test_companions_and_partial_files_under_the_policies():
-    lin = report("alex.pth", "lpips_alex_lin")
-    assert choose_role("lpips", [lin]) is None
-    choice = choose_role("lpips", [lin, report("alexnet.pth", "torchvision_alexnet_features")])
-    assert choice.companions["torchvision_alexnet_features"]["key"] == "alexnet.pth"
-    assert choice.to_card()["companions"]["torchvision_alexnet_features"]["sha256"] == "sha-alexnet.pth"
-    head = report("schp.pth", "schp_lip20", "partial", mismatched=[{"key": "head"}])
-    assert choose_role("parsing", [head]) is None
-    assert choose_role("parsing", [head], policy="reinit_head").entry == "schp_lip20"
-    hollow = report("schp.pth", "schp_lip20", "partial", missing=["layer1.weight"])
-    assert choose_role("parsing", [hollow], policy="reinit_head") is None
-
-
-def test_checkpoint_files_are_keyed_by_relative_path_without_hidden_files(tmp_path):
-    (tmp_path / "schp").mkdir()
-    (tmp_path / "schp" / "final.pth").write_bytes(b"x")
-    (tmp_path / "a b.pth").write_bytes(b"x")
-    (tmp_path / ".DS_Store").write_bytes(b"x")
-    (tmp_path / ".cache").mkdir()
-    (tmp_path / ".cache" / "part.pth").write_bytes(b"x")
-    assert list(checkpoint_files(tmp_path)) == ["a b.pth", "schp/final.pth"]
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        checkpoint_files(tmp_path / "missing")
-
-
-def test_nothing_is_read_when_the_resource_is_configured(tmp_path):
-    factory = ModelFactoryResource(checkpoint_folder=str(tmp_path / "not-yet"))
-    with pytest.raises(FileNotFoundError):
-        factory.files()
-    with pytest.raises(ValueError, match="policy"):
-        ModelFactoryResource(checkpoint_folder=str(tmp_path), policy="guess").load_file(__file__)
-
-
-def test_a_model_loads_once_per_process_and_configuration(tmp_path, synth_file):
-    zoo = tmp_path / "zoo"
-    zoo.mkdir()
-    shutil.copy(synth_file("u2netp"), zoo / "whatever.bin")
-    (zoo / "tom_final.pth").write_text("<html><body>error</body></html>")
-    sha = file_sha256(zoo / "whatever.bin")
-    MODEL_CACHE.clear()
-    before = MODEL_CACHE.loads[(sha, "cpu", "float32", "refuse")]
-    first = ModelFactoryResource(checkpoint_folder=str(zoo))
-    loaded = first.load_role("garment_mask")
-    again = ModelFactoryResource(checkpoint_folder=str(zoo)).load_role("garment_mask")
-    card = first.choose("garment_mask").to_card()
-    assert again is loaded and first.load_card(card) is loaded
-    assert MODEL_CACHE.loads[(sha, "cpu", "float32", "refuse")] == before + 1
+def test_a_model_loads_once_per_process_through_the_engine_pool(tmp_path, synth_file):
+    zoo = zoo_of(tmp_path / "zoo", synth_file, {"u2netp": "whatever.bin"})
+    factory = ModelFactoryResource(checkpoint_folder=str(zoo))
+    card = model_card("garment_mask", factory.models(), str(zoo))
+    assert factory.pool() is default_pool()
+    default_pool().clear()
+    loads = default_pool().loads
+    loaded, cached = factory.load(card)
+    again, cached_again = ModelFactoryResource(checkpoint_folder=str(zoo)).load(card)
+    assert again is loaded and (cached, cached_again) == (False, True) and default_pool().loads == loads + 1
     assert loaded.entry.id == "u2netp" and not loaded.module.training
-    double = ModelFactoryResource(checkpoint_folder=str(zoo), dtype="float64").load_role("garment_mask")
+    double, _ = ModelFactoryResource(checkpoint_folder=str(zoo), dtype="float64").load(card)
     assert double is not loaded and next(double.module.parameters()).dtype.is_floating_point
-    assert MODEL_CACHE.loads[(sha, "cpu", "float64", "refuse")] >= 1
-    assert card["file"] == "whatever.bin" and card["sha256"] == sha and card["match_rate"] == 1.0
-    with pytest.raises(ChangedFileError):
-        first.load_file(zoo / "whatever.bin", sha256="0" * 64)
-    with pytest.raises(NoModelForRoleError, match=r"tom_final.pth \(not_a_checkpoint"):
-        first.load_role("pose")
+    with pytest.raises(ChangedFileError, match="changed since it was chosen"):
+        factory.load({**card, "sha256": "0" * 64})
+    with pytest.raises(ValueError, match="policy"):
+        ModelFactoryResource(checkpoint_folder=str(zoo), policy="guess").models()
+
+
+def test_the_memory_budget_keeps_one_network_when_two_do_not_fit(tmp_path, synth_file):
+    zoo = zoo_of(tmp_path / "zoo", synth_file, {"u2netp": "mask.pth", "cpvton_tom": "tom.pth"})
+    probe = ModelFactoryResource(checkpoint_folder=str(zoo))
+    cards = [model_card(slot, probe.models(), str(zoo)) for slot in ("garment_mask", "tom")]
+    sizes = [model_bytes(probe.load(card)[0]) for card in cards]
+    budget_mb = (max(sizes) + min(sizes) // 2) / 2**20
+    factory = ModelFactoryResource(checkpoint_folder=str(zoo), memory_budget_mb=budget_mb)
+    pool = factory.pool()
+    assert pool is shared_pool(budget_mb) and pool is not default_pool() and pool.memory_budget < sum(sizes)
+    for card in [*cards, *cards]:
+        factory.load(card)
+        assert len(pool) == 1 and pool.resident_bytes() <= pool.memory_budget
+    assert (pool.loads, pool.releases) == (4, 3)
 
 
 def test_file_report_is_the_analysis_plus_identity(synth_file):

@@ -18,14 +18,15 @@ from PIL import Image
 from mycloset_assets.definitions import defs
 from mycloset_assets.defs.image_checks import PLAUSIBLE_CHECK
 from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStorage, write_value
-from mycloset_assets.defs.models import MODEL_ASSETS
-from mycloset_assets.defs.partitions import InboxResource
+from mycloset_assets.defs.models import MODEL_ASSETS, model_card
+from mycloset_assets.defs.partitions import InboxResource, pair_key
 from mycloset_assets.defs.resources import ModelFactoryResource
 from mycloset_assets.defs.restoration import outside_box_changes, restored_result
 from mycloset_assets.defs.tryon import pose, tryon_result
 
 DEMO = Path(__file__).parents[2] / "mycloset_assets" / "demo_data"
-PAIR, PERSON = "ann|shirt", "ann"
+PERSON, GARMENT = "ann", "shirt"
+PAIR = pair_key(PERSON, GARMENT)
 ASSETS = list(defs.assets or [])
 
 
@@ -42,7 +43,7 @@ def setup(synth_file, tmp_path_factory):
         {"keypoint_order": "openpose18", "keypoints": keypoints, "people": [keypoints]}, storage.stem(pose.key, PERSON)
     )
     factory = ModelFactoryResource(checkpoint_folder=str(root / "zoo"))
-    card = factory.choose("face_restoration").to_card()
+    card = model_card("face_restoration", factory.models(), str(root / "zoo"))
     resources = {
         "model_factory": factory,
         "io_manager": OpenFormatIOManager(base_dir=str(root / "store")),
@@ -60,7 +61,8 @@ def setup(synth_file, tmp_path_factory):
 
 def materialise(setup, config=None) -> dg.ExecuteInProcessResult:
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("pairs", [PAIR])
+        instance.add_dynamic_partitions("person_images", [PERSON])
+        instance.add_dynamic_partitions("garment_images", [GARMENT])
         return dg.materialize(
             ASSETS,
             selection=[restored_result],
@@ -72,7 +74,7 @@ def materialise(setup, config=None) -> dg.ExecuteInProcessResult:
 
 
 def stored(setup) -> np.ndarray:
-    return np.array(Image.open(setup["root"] / "store" / "restored_result" / "ann" / "shirt.png"))
+    return np.array(Image.open(setup["root"] / "store" / "restored_result" / GARMENT / f"{PERSON}.png"))
 
 
 def test_without_a_model_card_the_result_passes_through_with_the_reason(setup):
@@ -103,9 +105,11 @@ def test_gfpgan_restores_the_face_inside_its_box_only(setup):
         (plausible,) = [c for c in result.get_asset_check_evaluations() if c.check_name == PLAUSIBLE_CHECK]
         assert plausible.passed and plausible.metadata["restored"].value == 1
 
-        switched_off = materialise(setup, {"enabled": False})
+        switched_off = materialise(setup, {"face_restoration": False})
         (event,) = switched_off.asset_materializations_for_node("restored_result")
-        assert event.metadata["face_restoration"].value == "switched off (enabled: false in the run configuration)"
+        assert event.metadata["face_restoration"].value == (
+            "switched off (face_restoration: false in the run configuration)"
+        )
         assert np.array_equal(stored(setup), setup["photo"])
     finally:
         setup["storage"].stem(MODEL_ASSETS["face_restoration"].key).with_suffix(".json").unlink()

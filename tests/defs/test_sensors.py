@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, person_images
+from mycloset_assets.defs.resources import ModelFactoryResource
 from mycloset_assets.defs.sensors import (
+    GARMENT_READY,
+    PERSON_READY,
     build_image_sensor,
     garment_inbox_sensor,
     pairs_sensor,
@@ -41,10 +44,17 @@ def photo(path: Path, seed: int) -> Path:
 
 
 def tick(
-    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, inbox: InboxResource, cursor: str | None
+    sensor: dg.SensorDefinition,
+    instance: dg.DagsterInstance,
+    inbox: InboxResource,
+    cursor: str | None,
+    factory: ModelFactoryResource | None = None,
 ) -> dg.SensorResult:
     """Evaluate one tick and apply its partition requests to the instance, as the daemon does."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"inbox": inbox})
+    resources: dict[str, object] = {"inbox": inbox}
+    if factory is not None:
+        resources["model_factory"] = factory
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
     result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -167,50 +177,79 @@ def materialise(instance: dg.DagsterInstance, asset: str, partition: str) -> Non
     instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
 
 
-def test_pairs_from_csv_wait_for_their_photos_then_run_once(instance, inbox):
+CPVTON = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
+VITONHD = ("vitonhd_seg", "vitonhd_gmm", "vitonhd_alias")
+
+
+def zoo(folder: Path, synth_file, entries: tuple[str, ...]) -> ModelFactoryResource:
+    """A checkpoint folder with a link to each synthesized checkpoint of ``entries``, under odd names."""
+    folder.mkdir(exist_ok=True)
+    for entry in entries:
+        (folder / f"{entry[::-1]}.bin").symlink_to(synth_file(entry))
+    return ModelFactoryResource(checkpoint_folder=str(folder))
+
+
+def test_pairs_from_csv_wait_for_their_photos_then_run_once_per_complete_pipeline(
+    instance, inbox, tmp_path, synth_file
+):
+    factory = zoo(tmp_path / "zoo", synth_file, CPVTON)
     keys = seed_images(instance, inbox)
     inbox.pairs_csv.write_text("person,garment\nann.png,shirt.png\n# a comment\n\nbob.jpg,shirt\nann.png\n")
-    first = tick(pairs_sensor, instance, inbox, None)
+    first = tick(pairs_sensor, instance, inbox, None, factory)
     ann_shirt = pair_key(keys["ann.png"], keys["shirt.png"])
-    bob_shirt = pair_key(keys["bob.jpg.png"], keys["shirt.png"])
-    assert set(instance.get_dynamic_partitions("pairs")) == {ann_shirt, bob_shirt}
     assert first.run_requests == []
-    assert "2 waiting" in first.skip_reason.skip_message and "line 6" in first.skip_reason.skip_message
+    assert "2 pairs wanted, 2 waiting" in first.skip_reason.skip_message
+    assert "runs: cpvton" in first.skip_reason.skip_message and "line 6" in first.skip_reason.skip_message
 
     materialise(instance, "person_representation", keys["ann.png"])
     materialise(instance, "refined_garment_mask", keys["shirt.png"])
-    waiting = tick(pairs_sensor, instance, inbox, first.cursor)
+    waiting = tick(pairs_sensor, instance, inbox, first.cursor, factory)
     assert waiting.run_requests == [], "the person's clothing_mask is not materialised yet"
     materialise(instance, "clothing_mask", keys["ann.png"])
-    second = tick(pairs_sensor, instance, inbox, waiting.cursor)
-    assert [(r.run_key, r.partition_key) for r in second.run_requests] == [(ann_shirt, ann_shirt)]
+    second = tick(pairs_sensor, instance, inbox, waiting.cursor, factory)
+    assert [(r.run_key, r.partition_key) for r in second.run_requests] == [(f"cpvton:{ann_shirt}", ann_shirt)]
+    assert second.run_requests[0].partition_key.keys_by_dimension == {
+        "person": keys["ann.png"],
+        "garment": keys["shirt.png"],
+    }
     assert second.run_requests[0].asset_selection == [
         dg.AssetKey("warped_garment"),
         dg.AssetKey("tryon_result"),
         dg.AssetKey("restored_result"),
         dg.AssetKey("quality_report"),
     ]
-
-    third = tick(pairs_sensor, instance, inbox, second.cursor)
+    third = tick(pairs_sensor, instance, inbox, second.cursor, factory)
     assert third.run_requests == [] and "1 waiting" in third.skip_reason.skip_message
 
+    factory = zoo(tmp_path / "zoo", synth_file, VITONHD)  # VITON-HD's files arrive: its runs follow
+    fourth = tick(pairs_sensor, instance, inbox, third.cursor, factory)
+    assert [(r.run_key, r.asset_selection) for r in fourth.run_requests] == [
+        (f"vitonhd:{ann_shirt}", [dg.AssetKey("vitonhd_result")])
+    ]
+    assert tick(pairs_sensor, instance, inbox, fourth.cursor, factory).run_requests == []
 
-def test_pairs_with_every_garment_by_configuration(instance, inbox):
-    keys = seed_images(instance, inbox)
+
+def test_pairs_with_every_garment_by_configuration(instance, inbox, tmp_path, synth_file):
+    factory = zoo(tmp_path / "zoo", synth_file, CPVTON)
+    seed_images(instance, inbox)
     photo(inbox.folder("garment") / "dress.png", 4)
     tick(garment_inbox_sensor, instance, inbox, json.dumps({"files": {}}))
     every = InboxResource(root=inbox.root, pair_all_garments=True)
-    tick(pairs_sensor, instance, every, None)
-    assert len(instance.get_dynamic_partitions("pairs")) == 4
-    assert pair_key(keys["bob.jpg.png"], keys["shirt.png"]) in instance.get_dynamic_partitions("pairs")
+    result = tick(pairs_sensor, instance, every, None, factory)
+    assert "4 pairs wanted, 4 waiting" in result.skip_reason.skip_message
 
 
-def test_pairs_csv_naming_an_unknown_photo_is_reported(instance, inbox):
-    seed_images(instance, inbox)
-    inbox.pairs_csv.write_text("carol.png,shirt.png\n")
-    result = tick(pairs_sensor, instance, inbox, None)
-    assert instance.get_dynamic_partitions("pairs") == []
+def test_pairs_wait_for_a_complete_pipeline_and_name_unknown_photos(instance, inbox, tmp_path, synth_file):
+    factory = zoo(tmp_path / "zoo", synth_file, CPVTON[:3])
+    keys = seed_images(instance, inbox)
+    inbox.pairs_csv.write_text("ann.png,shirt.png\ncarol.png,shirt.png\n")
+    for kind, name in (("person", "ann.png"), ("garment", "shirt.png")):
+        for asset in PERSON_READY if kind == "person" else GARMENT_READY:
+            materialise(instance, asset.to_user_string(), keys[name])
+    result = tick(pairs_sensor, instance, inbox, None, factory)
+    assert result.run_requests == []
     assert "carol.png is not a known photo yet" in result.skip_reason.skip_message
+    assert "runs: no pipeline (the checkpoint folder completes none)" in result.skip_reason.skip_message
 
 
 def test_read_pairs_csv_without_a_file(tmp_path):

@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from mycloset_assets.defs.partitions import image_partition_key, pair_key
+from mycloset_assets.defs.partitions import image_partition_key, pair_key, pairs
 from mycloset_assets.demo import DEMO_ENTRIES, LOCATION_NAME, PHOTOS, DemoLayout, prepare_demo
 
 CODE = "mycloset_assets.definitions:defs"
@@ -45,7 +45,13 @@ ZOO = DEMO_ENTRIES
 """Checkpoints synthesized into the stack's zoo: one per role of the CP-VTON pipeline."""
 PHOTO_SIZE = (48, 64)
 """(width, height) the bundled photos are shrunk to in the stack's inbox."""
-SENSORS = ("checkpoint_folder_sensor", "person_inbox_sensor", "garment_inbox_sensor", "pairs_sensor")
+SENSORS = (
+    "checkpoint_folder_sensor",
+    "person_inbox_sensor",
+    "garment_inbox_sensor",
+    "pairs_sensor",
+    "nightly_automation",
+)
 """Every sensor of ``CODE``: stopped before the daemon starts."""
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 REPOSITORY = "__repository__"
@@ -53,6 +59,8 @@ ASSET_JOB = "__ASSET_JOB"
 STARTUP_S = 240.0
 RUN_S = 420.0
 TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+PAIRS = "pairs"
+"""How a ``Step`` names the pairs: person x garment, not a dynamic set (nothing to add before a launch)."""
 
 KeysOf = Callable[[DemoLayout], tuple[str, ...]]
 
@@ -98,16 +106,16 @@ def photo_key(layout: DemoLayout, kind: str) -> str:
 
 
 def bundled_pair(layout: DemoLayout) -> tuple[str, ...]:
-    """The ``pairs`` key of the bundled person and garment photos."""
-    return (pair_key(photo_key(layout, "person"), photo_key(layout, "garment")),)
+    """The ``pairs`` key of the bundled person and garment photos (``garment|person``)."""
+    return (str(pair_key(photo_key(layout, "person"), photo_key(layout, "garment"))),)
 
 
 MODELS = ("pose_model", "parsing_model", "garment_mask_model", "gmm_model", "tom_model")
 PERSON_STEPS = ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask")
 CHEAP = {
-    "pose": {"scales": [0.25], "max_side": 64},
-    "human_parsing": {"size": [64, 64], "max_side": 64},
-    "garment_mask": {"size": [64, 64], "max_side": 64},
+    "pose": {"pose_scales": [0.25], "max_side": 64},
+    "human_parsing": {"parsing_size": [64, 64], "max_side": 64},
+    "garment_mask": {"mask_size": [64, 64], "max_side": 64},
 }
 """The cheapest settings of the network steps (as in ``tests/defs/test_tryon.py``)."""
 
@@ -179,6 +187,15 @@ RUN_ERRORS_QUERY = """
 query ($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection { events { __typename
   ... on MessageEvent { message level } ... on ExecutionStepFailureEvent { error { message } } } } } }
 """
+
+
+def partition_tags(partition: str | None) -> list[tuple[str, str]]:
+    """The run tags of a partition as the UI sets them (a pair's dimensions too)."""
+    if not partition:
+        return []
+    if "|" in partition:
+        return list(pairs.get_tags_for_partition_key(pairs.get_partition_key_from_str(partition)).items())
+    return [("dagster/partition", partition)]
 
 
 class StackError(RuntimeError):
@@ -288,7 +305,7 @@ class Stack:
                 "jobName": ASSET_JOB,
                 "assetSelection": [{"path": [name]} for name in assets],
             },
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}] if partition else []},
+            "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in partition_tags(partition)]},
             "runConfigData": dict(run_config or {}),
         }
         result = self.graphql(LAUNCH, {"params": params})["launchRun"]
@@ -301,7 +318,7 @@ class Stack:
         keys: tuple[str | None, ...] = step.partition_keys(self.layout) or (None,)
         launched = []
         for key in keys:
-            if step.partitions_def and key:
+            if step.partitions_def and step.partitions_def != PAIRS and key:
                 self.add_partition(step.partitions_def, key)
             launched.append((key, self.launch(step.assets, key, step.run_config())))
         return [Run(step, key, run_id, self.wait_for_run(run_id)) for key, run_id in launched]

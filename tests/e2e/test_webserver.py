@@ -6,6 +6,7 @@ Synthesized weights find nobody in a photo, so content checks may fail with seve
 fail, and every check must have run in the step's run with its metadata."""
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,9 +14,9 @@ from PIL import Image
 
 from mycloset_assets.checkpoints.convert import file_sha256
 from mycloset_assets.defs.checks import KEY_MATCH_CHECK
-from mycloset_assets.defs.partitions import image_partition_key
+from mycloset_assets.defs.partitions import image_partition_key, pair_key
 
-from .conftest import TARGETS, TERMINAL, Stack
+from .conftest import TARGETS, TERMINAL, Stack, bundled_pair, photo_key
 
 SENSOR_S = 300.0
 TRYON_FIGURES = {"seconds", "cpu_seconds", "peak_rss_mb", "model_sha256", "key_match_rate"}
@@ -84,3 +85,37 @@ def test_the_daemon_runs_the_inbox_sensor_on_a_new_photo_once(dagster_stack: Sta
     tags = {tag["key"]: tag["value"] for tag in run["tags"]}
     assert {key: tags.get(key) for key in expected} == expected
     assert run["status"] in TERMINAL, f"the sensor's run is still {run['status']}"
+
+
+STALENESS = """
+query ($key: AssetKeyInput!, $partitions: [String!]) { assetNodes(assetKeys: [$key]) {
+  staleStatusByPartition(partitions: $partitions) } }
+"""
+
+
+@pytest.mark.slow
+def test_a_new_photo_marks_no_other_pair_stale_in_the_ui(dagster_stack: Stack):
+    """Dagster's own staleness, as the UI reads it: after a new person photo and its steps, the bundled pair's
+    result is still fresh, and the new person's pair with the garment is missing (nobody asked for it)."""
+    runs = dagster_stack.materialise_target("tryon")
+    assert all(run.status == "SUCCESS" for run in runs)
+    (pair,) = bundled_pair(dagster_stack.layout)
+
+    def status(asset: str, partition: str) -> str:
+        variables = {"key": {"path": [asset]}, "partitions": [partition]}
+        (node,) = dagster_stack.graphql(STALENESS, variables)["assetNodes"]
+        (value,) = node["staleStatusByPartition"]
+        return value
+
+    assert status("tryon_result", pair) == "FRESH"
+    folder = dagster_stack.layout.inbox / "person"
+    newcomer = folder / "newcomer.png"
+    with Image.open(folder / "astronaut.png") as bundled:
+        bundled.rotate(90).save(newcomer)
+    key = image_partition_key(newcomer)
+    (person_step,) = [step for step in TARGETS["tryon"] if "pose" in step.assets]
+    new_runs = dagster_stack.materialise(replace(person_step, partitions=(key,)))
+    assert all(run.status == "SUCCESS" for run in new_runs), dagster_stack.run_errors(new_runs[0].run_id)
+    assert status("pose", key) == "FRESH"
+    assert status("tryon_result", pair) == "FRESH", "a new photo must not mark another pair stale"
+    assert status("tryon_result", str(pair_key(key, photo_key(dagster_stack.layout, "garment")))) == "MISSING"
