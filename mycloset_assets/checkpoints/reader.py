@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from .bounds import DEFAULT_BOUNDS, AnalysisBounds, Budget
+from .bounds import DEFAULT_BOUNDS, AnalysisBounds, BoundExceededError, Budget
 from .errors import CorruptCheckpointError, NotACheckpointError, UnsafePickleError
 from .pickle_scan import PickleTruncatedError
 from .pickles import ScriptObjectRecord, StorageRecord, TensorRecord, read_pickle
@@ -84,7 +84,10 @@ class Header:
 
 
 def _fail(error: type[Exception], container: str, message: str) -> Exception:
-    exc = error(message)
+    return _fail_with(error(message), container)
+
+
+def _fail_with(exc: Exception, container: str) -> Exception:
     exc.container = container  # type: ignore[attr-defined]
     return exc
 
@@ -396,7 +399,8 @@ def _read_members(archive: ZipMembers, path: Path, size: int, budget: Budget) ->
     if not any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names):
         raise _fail(NotACheckpointError, "unknown", "a zip archive without data.pkl: not a torch checkpoint")
     if len(names) > budget.bounds.members:
-        raise _fail(NotACheckpointError, "unknown", f"a zip archive of {len(names)} members")
+        error = BoundExceededError("members", budget.bounds.members, f"the zip directory lists {len(names)} members")
+        raise _fail_with(error, "torch_zip")
     first_root = names[0].partition("/")[0]
     code = f"{first_root}/code/"
     scripted = any(n.startswith(code) for n in names) or f"{first_root}/constants.pkl" in names

@@ -16,6 +16,8 @@ import torch
 from torchvision import models
 
 from mycloset_assets.checkpoints import LoadRefusedError, analyze, load_model
+from mycloset_assets.checkpoints.analysis import inspect
+from mycloset_assets.checkpoints.bounds import AnalysisBounds
 from mycloset_assets.cli import main as cli_main
 
 from . import hostile
@@ -582,3 +584,20 @@ def test_tensors_under_int_keys_are_not_counted(tmp_path):
     torch.save({0: torch.zeros(2), 1: torch.zeros(3)}, path)
     report = analyze(path)
     assert (report.verdict, report.tensors) == ("not_a_checkpoint", 0)
+
+
+@pytest.mark.parametrize(
+    ("bounds", "says"),
+    [
+        (AnalysisBounds(members=20), "the zip directory lists 56 members, beyond the analysis bound members = 20"),
+        (AnalysisBounds(tensors=20), "the header describes too many tensors, beyond the analysis bound tensors = 20"),
+        (AnalysisBounds(memory_floor=0, memory_per_file_byte=0), "beyond the analysis bound memory = 0"),
+    ],
+)
+def test_each_bound_is_enforced_and_named(tmp_path, bounds, says):
+    path = tmp_path / "fifty.pth"
+    torch.save({f"k{i}": torch.zeros(1) for i in range(50)}, path)
+    assert analyze(path).tensors == 50
+    _, report = inspect(path, bounds=bounds)
+    assert (report.verdict, report.container) == ("corrupt", "torch_zip")
+    assert says in report.reason
