@@ -8,7 +8,7 @@ materialised once; then, for each N, the person-side assets (``person_image``, `
 ``person_representation``) are materialised for the first N person partitions as one run over a partition
 range (what a single-run backfill launches), with each process-wide model cache emptied first as in a fresh
 run process. The same photos go through the same steps called directly (decode, load the same files,
-``detect_poses``, ``parse_people``, ``cpvton_representation``, the same options, one batch). Prints per N: the
+``detect_poses``, ``parse_people``, ``cpvton_person``, the same options, one batch). Prints per N: the
 Dagster run's wall time and model loads (target: independent of N), both per-photo times and the Dagster
 overhead (target: at most 25 % at N = 32). Every photo is 128 x 96, a different crop of the bundled astronaut.
 """
@@ -35,19 +35,15 @@ from mycloset_assets.defs.images import garment_image, person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager
 from mycloset_assets.defs.models import MODEL_ASSETS, asset_name
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, person_images
-from mycloset_assets.defs.resources import MODEL_CACHE, ModelFactoryResource
-from mycloset_assets.defs.tryon import (
-    TRYON_ASSETS,
-    cpvton_representation,
-    human_parsing,
-    person_representation,
-    pose,
-)
+from mycloset_assets.defs.resources import ModelFactoryResource
+from mycloset_assets.defs.tryon import TRYON_ASSETS, human_parsing, person_representation, pose
+from mycloset_assets.engine.models import default_pool
 from mycloset_assets.engine.stages import detect_poses, parse_people, parsing_settings, pose_wrapper
 from mycloset_assets.package_data import demo_data_folder, manifests_folder
 from mycloset_assets.pipeline import TryOnOptions
 from mycloset_assets.vision.images import load_image
 from mycloset_assets.wrappers.parsing import parsing_wrapper
+from mycloset_assets.wrappers.tryon import cpvton_person
 
 DEMO = demo_data_folder()
 MANIFESTS = manifests_folder()
@@ -67,7 +63,10 @@ RANGE_END = "dagster/asset_partition_range_end"
 PHOTO_SIZE = (128, 96)
 PRESETS: dict[str, tuple[dict[str, dict[str, Any]], TryOnOptions]] = {
     "cheap": (
-        {"pose": {"scales": [0.25], "max_side": 64}, "human_parsing": {"size": [64, 64], "max_side": 64}},
+        {
+            "pose": {"pose_scales": [0.25], "max_side": 64},
+            "human_parsing": {"parsing_size": [64, 64], "max_side": 64},
+        },
         TryOnOptions(max_side=64, pose_scales=(0.25,), parsing_size=(64, 64)),
     ),
     "default": ({}, TryOnOptions()),
@@ -174,8 +173,8 @@ def step_seconds(result: dg.ExecuteInProcessResult) -> float:
 def backfill(bench: Bench, count: int) -> tuple[float, float, int, int]:
     """Wall seconds, the steps' own seconds, model loads and partitions materialised of one run over the first
     ``count`` partitions."""
-    MODEL_CACHE.clear()
-    before = sum(MODEL_CACHE.loads.values())
+    default_pool().clear()
+    before = default_pool().loads
     start = time.perf_counter()
     result = dg.materialize(
         ALL_ASSETS,
@@ -190,7 +189,7 @@ def backfill(bench: Bench, count: int) -> tuple[float, float, int, int]:
         len({item.partition for item in result.asset_materializations_for_node(asset.key.path[-1])})
         for asset in PERSON_ASSETS
     )
-    return seconds, step_seconds(result), sum(MODEL_CACHE.loads.values()) - before, materialised
+    return seconds, step_seconds(result), default_pool().loads - before, materialised
 
 
 def engine(bench: Bench, photos: Sequence[Path]) -> tuple[float, float]:
@@ -209,7 +208,7 @@ def engine(bench: Bench, photos: Sequence[Path]) -> tuple[float, float]:
     parser = parsing_wrapper(parsing_model, **settings, batch_size=options.batch_size)
     labels = parse_people(parser, pixels, options.max_side)
     for photo, found, parsed in zip(pixels, poses, labels, strict=True):
-        cpvton_representation(photo, parsed["parsing"], found["keypoints"], frame)
+        cpvton_person(photo, parsed["parsing"], found["keypoints"], frame)
     return time.perf_counter() - start, loaded - loading
 
 

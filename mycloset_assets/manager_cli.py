@@ -119,7 +119,8 @@ def _verify_text(report: VerifyReport) -> str:
     lines = [_table(["NAME", "VERSION", "STATUS", "SHA256", "FOUND"], rows)]
     done = "removed" if report.cleaned else "left (remove with --clean)"
     if report.orphans:
-        lines.append(f"{len(report.orphans)} stored file(s) no version names, {done}: {', '.join(report.orphans)}")
+        kept = "left (rebuild with --rebuild, or remove with --clean --force)"
+        lines.append(f"{len(report.orphans)} stored file(s) no version names, {kept}: {', '.join(report.orphans)}")
     if report.stale:
         lines.append(f"{len(report.stale)} staging folder(s) of killed writes, {done}: {', '.join(report.stale)}")
     problems = report.problems
@@ -132,7 +133,14 @@ def _verify_text(report: VerifyReport) -> str:
 
 
 def _verify(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    report = _manager(args).verify(args.name, clean=args.clean)
+    if args.force and not args.clean:
+        parser.error("--force only goes with --clean")
+    manager = _manager(args)
+    if args.rebuild:
+        models = manager.rebuild()
+        if not args.json:
+            print(f"rebuilt the catalogue {manager.catalogue}: {len(models)} version(s)")
+    report = manager.verify(args.name, clean=args.clean, force=args.force)
     _print(args, report.to_dict(), _verify_text(report))
     return 0 if report.ok else 1
 
@@ -231,7 +239,15 @@ def add_models_commands(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
     verify = add("verify", _verify, "re-hash stored files (exit status 1 when one is damaged or missing)")
     verify.add_argument("name", nargs="?", metavar="NAME")
-    verify.add_argument("--clean", action="store_true", help="remove orphaned files and stale stagings")
+    verify.add_argument("--clean", action="store_true", help="remove stale stagings of killed writes")
+    verify.add_argument(
+        "--force", action="store_true", help="with --clean, also delete stored files the catalogue does not name"
+    )
+    verify.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild a missing or damaged catalogue from the stored files' version cards first",
+    )
 
     add("deps", _deps, "companions each active model needs, and which pipelines are complete")
     return models

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +105,55 @@ def _error(args: argparse.Namespace, exc: Exception) -> int:
     return 1
 
 
+def _staging_folder(folder: Path) -> Path:
+    """A new, empty folder beside ``folder`` that the run writes into: made before anything runs, so an
+    output folder that cannot be written fails at once, and a failed run leaves ``folder`` as it was."""
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"the output {folder} exists and is not a folder")
+    if folder.is_dir() and not _previous_run(folder):
+        raise FileExistsError(
+            f"the output folder {folder} holds files that are not the outputs of a try-on run; "
+            "give a new or empty folder (a previous run's folder is replaced as a whole)"
+        )
+    parent = folder.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name}.new-"))
+
+
+def _previous_run(folder: Path) -> bool:
+    """Whether ``folder`` is empty or holds only what a try-on run writes (its report.json among them)."""
+    entries = list(folder.iterdir())
+    if not entries:
+        return True
+    written = all(p.is_file() and (p.suffix == ".png" or p.name in (REPORT_NAME, QUALITY_NAME)) for p in entries)
+    return written and (folder / REPORT_NAME).is_file()
+
+
+def _user_modes(staging: Path) -> None:
+    """Give the folder and its files the modes the user's umask gives new files (temporary files and
+    folders are created private)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in staging.iterdir():
+        path.chmod(0o666 & ~mask)
+    staging.chmod(0o777 & ~mask)
+
+
+def _put_in_place(staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by the complete ``staging`` folder: every image and report.json change together
+    (a previous run's folder is moved aside first, then removed)."""
+    _user_modes(staging)
+    previous = None
+    if folder.exists() and any(folder.iterdir()):
+        previous = Path(tempfile.mkdtemp(dir=staging.parent, prefix=f".{folder.name}.old-"))
+        os.replace(folder, previous / folder.name)
+    if folder.exists():
+        folder.rmdir()
+    os.replace(staging, folder)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
 def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for what, path in (("PERSON", args.person), ("GARMENT", args.garment)):
         if not Path(path).is_file():
@@ -123,6 +175,10 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     pool = default_pool() if args.pool_budget_mb is None else ModelPool(memory_budget=int(args.pool_budget_mb * MB))
     folder = Path(args.output)
+    try:
+        staging = _staging_folder(folder)
+    except OSError as exc:
+        return _error(args, exc)
     progress = _progress(args.quiet)
     monitor = Monitor()
     try:
@@ -133,7 +189,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             face_restoration=not args.no_face_restoration,
             quality=not args.no_quality,
         )
-        models = args.checkpoints if args.checkpoints else ModelManager(args.home)
+        models = args.checkpoints if args.checkpoints else ModelManager(args.home, verify_files=True)
         result = run_virtual_try_on(
             args.person,
             args.garment,
@@ -148,13 +204,15 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if progress is not None:
             progress("outputs")
         with monitor.step("outputs") as written:
-            outputs = save_outputs(result, folder)
+            outputs = save_outputs(result, staging)
         report = result.report(outputs)
         assert written.metrics is not None
         report["steps"].append(written.metrics.to_report())
         report["pool"] = pool.figures()
-        write_json(report, folder / REPORT_NAME)
+        write_json(report, staging / REPORT_NAME)
+        _put_in_place(staging, folder)
     except (EngineError, CheckpointError, ImageError, OSError, ValueError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         return _error(args, exc)
     print(json.dumps(report, indent=1) if args.json else summary(report, folder, result.notes, result.quality))
     return 0

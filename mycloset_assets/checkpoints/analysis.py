@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from . import diffusion_layout
+from .bounds import DEFAULT_BOUNDS, AnalysisBounds, Budget
 from .errors import CorruptCheckpointError, NotACheckpointError, RegistryError, UnsafePickleError
 from .keymap import COMMON_PREFIXES, KeyTable, Match, Overlap, entry_tables, match_tensors, strip_prefix
 from .pickles import TensorRecord
 from .reader import Header, gc_paused, read_header
 from .registry import Entry, KeyRules, load_registry, registry_dir
 from .signatures import signatures
+from .zipdir import verify_members
 
 VERDICTS = ("identified", "partial", "unknown", "impostor", "corrupt", "unsafe", "not_a_checkpoint")
 PARTIAL_NAME_COVERAGE = 0.5
@@ -86,33 +89,57 @@ def analyze(path: str | Path, *, verify: bool = True) -> Analysis:
     return inspect(path, verify=verify)[1]
 
 
-def inspect(path: str | Path, *, verify: bool = True) -> tuple[Header | None, Analysis]:
-    """The header (None when the file has none that can be used) and the analysis of ``path``."""
+def inspect(
+    path: str | Path, *, verify: bool = True, bounds: AnalysisBounds = DEFAULT_BOUNDS
+) -> tuple[Header | None, Analysis]:
+    """The header (None when the file has none that can be used) and the analysis of ``path``.
+
+    Whatever reading the file raises becomes a verdict with the reason (never an exception), so a batch
+    always reports every file; only a folder given as ``path`` raises.
+    """
     shown = str(path)
     if Path(path).is_dir():
         raise IsADirectoryError(f"{shown} is a folder, not a checkpoint file")
     with gc_paused():
         try:
-            header = read_header(Path(path))
+            header = read_header(Path(path), bounds)
             if verify:
-                _verify(header)
+                _verify(header, bounds)
         except UnsafePickleError as exc:
             return None, _blank(shown, "unsafe", getattr(exc, "container", "unknown"), str(exc))
         except CorruptCheckpointError as exc:
             return None, _blank(shown, "corrupt", getattr(exc, "container", "unknown"), str(exc))
         except NotACheckpointError as exc:
             return None, _blank(shown, "not_a_checkpoint", getattr(exc, "container", "unknown"), str(exc))
+        except OSError as exc:
+            return None, _blank(shown, "corrupt", "unknown", f"the file cannot be read ({exc}); check its permissions")
+        except RecursionError:
+            return None, _blank(
+                shown, "corrupt", "unknown", f"the header nests too deeply to read (bound: {bounds.depth})"
+            )
+        except MemoryError:
+            return None, _blank(shown, "corrupt", "unknown", "reading the header ran out of memory")
+        except Exception as exc:  # noqa: BLE001 - a file must never abort a batch; the reason says what failed
+            return None, _blank(
+                shown, "corrupt", "unknown", f"the file cannot be read ({type(exc).__name__}: {exc}); it is damaged"
+            )
         return header, analyze_header(header, shown)
 
 
-def _verify(header: Header) -> None:
+def _verify(header: Header, bounds: AnalysisBounds) -> None:
+    """Check every zip member's CRC within ``bounds`` (each byte range read once)."""
     if header.container not in ("torch_zip", "torchscript"):
         return
+    budget = Budget(header.size, bounds)
     try:
-        with zipfile.ZipFile(header.path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CorruptCheckpointError(f"the archive cannot be read through: {exc}") from exc
+        bad = verify_members(header.path, bounds.members, budget.charge_inflated)
+    except CorruptCheckpointError as exc:
+        exc.container = header.container  # type: ignore[attr-defined]
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError, RuntimeError) as exc:
+        error = CorruptCheckpointError(f"the archive cannot be read through: {exc}")
+        error.container = header.container  # type: ignore[attr-defined]
+        raise error from exc
     if bad is not None:
         error = CorruptCheckpointError(f"member {bad} fails its CRC check: the file is damaged; download it again")
         error.container = header.container  # type: ignore[attr-defined]

@@ -26,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import Analysis, analyze
+from .manager_catalogue import rebuild_catalogue, remove_card, write_card
 from .manager_store import (
     LOCK_TIMEOUT_S,
     ContentStore,
+    IntegrityError,
     ManagerError,
     Staged,
     atomic_copy,
     atomic_write_text,
     file_lock,
     hash_file,
+    stored_sha256,
 )
 from .pipelines import (
     PipelineStatus,
@@ -82,6 +85,10 @@ class RegistrationRefusedError(ManagerError):
     def __init__(self, analysis: Analysis, message: str) -> None:
         self.analysis = analysis
         super().__init__(message)
+
+
+class CatalogueError(ManagerError):
+    """The catalogue is missing while the store holds files, or SQLite cannot read it."""
 
 
 class UnknownModelError(ManagerError):
@@ -272,12 +279,16 @@ def check_admissible(analysis: Analysis, *, allow_partial: bool = False) -> None
 class ModelManager:
     """Register, update, roll back, back up, verify and remove named checkpoint versions under ``root``."""
 
-    def __init__(self, root: str | Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(
+        self, root: str | Path | None = None, *, lock_timeout_s: float = LOCK_TIMEOUT_S, verify_files: bool = False
+    ) -> None:
         self.root = Path(root).expanduser() if root is not None else default_home()
         self.store = ContentStore(self.root)
         self.catalogue = self.root / "catalogue.sqlite"
+        self.cards = self.root / "cards"
         self.lock_path = self.root / "lock"
         self.lock_timeout_s = lock_timeout_s
+        self.verify_files = verify_files
 
     def register(self, path: str | Path, name: str | None = None, *, allow_partial: bool = False) -> ModelVersion:
         """Analyse ``path`` and store it as version 1 of ``name`` (default: its registry entry id), active."""
@@ -288,9 +299,24 @@ class ModelManager:
         return self._add(Path(path), name, allow_partial=allow_partial, new=False)
 
     def active(self) -> list[ModelVersion]:
-        """The active version of every name, by name (what the engine and the pipelines use)."""
+        """The active version of every name, by name (what the engine and the pipelines use). With
+        ``verify_files`` every stored file is checked against its sha256 first (see ``checked``)."""
         with self._reading() as db:
-            return [self._row(row) for row in db.execute(f"{_SELECT} WHERE n.active = v.version ORDER BY v.name")]
+            models = [self._row(row) for row in db.execute(f"{_SELECT} WHERE n.active = v.version ORDER BY v.name")]
+        return [self.checked(model) for model in models] if self.verify_files else models
+
+    def checked(self, model: ModelVersion) -> ModelVersion:
+        """``model`` once its stored file is found to hash to its sha256 (hashed once per file state in a
+        process); raises IntegrityError with the file's real sha256 otherwise."""
+        actual = stored_sha256(model.path)
+        if actual != model.sha256:
+            found = f"hashes to {actual}" if actual else "is missing"
+            raise IntegrityError(
+                f"{model.label}: the stored file {model.path} {found}, not {model.sha256}: it was damaged. "
+                f"Register the original file again (mycloset models update {model.name} FILE, or register it) "
+                "or restore it from a backup; `mycloset models verify` lists every damaged file"
+            )
+        return model
 
     def versions(self, name: str) -> list[ModelVersion]:
         """Every version of ``name``, oldest first."""
@@ -339,6 +365,7 @@ class ModelManager:
                         )
                     db.execute("UPDATE names SET active = NULL WHERE name = ?", (name,))
                 db.execute("DELETE FROM versions WHERE name = ? AND version = ?", (name, version))
+            remove_card(self.cards, target)
             if not db.execute("SELECT 1 FROM versions WHERE sha256 = ?", (target.sha256,)).fetchone():
                 self.store.delete(target.sha256)
         return replace(target, active=False)
@@ -356,9 +383,11 @@ class ModelManager:
         atomic_write_text(card, json.dumps(self._card(model, file), indent=1, default=str) + "\n")
         return Backup(file, card, model)
 
-    def verify(self, name: str | None = None, *, clean: bool = False) -> VerifyReport:
-        """Re-hash the stored file of every version (of ``name``); list orphaned files and stale stagings,
-        and remove those two when ``clean``. Hashing takes no lock: versions removed meanwhile are left out."""
+    def verify(self, name: str | None = None, *, clean: bool = False, force: bool = False) -> VerifyReport:
+        """Re-hash the stored file of every version (of ``name``); list orphaned files and stale stagings.
+        ``clean`` removes stale stagings, and orphaned files too only with ``force`` (a file the catalogue
+        does not know may be a model whose row was lost: ``rebuild`` restores it). Hashing takes no lock:
+        versions removed meanwhile are left out."""
         models = self.versions(name) if name is not None else self._all()
         digests: dict[str, str | None] = {}
         for model in models:
@@ -373,9 +402,29 @@ class ModelManager:
             stale=[str(path) for path in self.store.stale_staging()],
         )
         if clean:
-            self._clean()
+            self._clean(orphans=force)
             report.cleaned = True
         return report
+
+    def rebuild(self) -> list[ModelVersion]:
+        """Rebuild a missing or damaged catalogue from the store: every version card under ``cards/`` whose
+        file is stored becomes a row again, and a stored file without a card is analysed and registered
+        under its entry id. The newest version of each name is active. A damaged catalogue is kept beside
+        as ``catalogue.sqlite.damaged``. Returns every version."""
+        with file_lock(self.lock_path, self.lock_timeout_s):
+            if self.catalogue.exists():
+                os.replace(self.catalogue, self.catalogue.with_name("catalogue.sqlite.damaged"))
+            for leftover in ("catalogue.sqlite-journal", "catalogue.sqlite-wal"):
+                with contextlib.suppress(FileNotFoundError):
+                    self.catalogue.with_name(leftover).unlink()
+            db = _connect(str(self.catalogue))
+            try:
+                _migrate(db, self.catalogue)
+                with _transaction(db):
+                    rebuild_catalogue(db, self.store, self.cards)
+            finally:
+                db.close()
+        return self._all()
 
     def dependencies(self) -> DependencyReport:
         """Which companions each active model needs and who provides them; which pipelines and optional steps
@@ -397,6 +446,7 @@ class ModelManager:
             raise FileNotFoundError(f"{source} is not a file")
         if name is not None:
             check_name(name)
+        check_admissible(replace(analyze(source, verify=False), path=str(source)), allow_partial=allow_partial)
         staged = self.store.stage(source)
         try:
             analysis = replace(analyze(staged.path), path=str(source))
@@ -404,9 +454,11 @@ class ModelManager:
             name = check_name(name or str(analysis.entry))
             with self._writing() as db:
                 version = self._insert(db, name, staged, analysis, source, new=new)
-                return self._get(db, name, version)
+                model = self._get(db, name, version)
         finally:
             staged.discard()
+        write_card(self.cards, model)
+        return model
 
     def _insert(
         self, db: sqlite3.Connection, name: str, staged: Staged, analysis: Analysis, source: Path, *, new: bool
@@ -478,10 +530,10 @@ class ModelManager:
             return []
         return [item for item in active if target.entry in required_companions(item.entry)]
 
-    def _clean(self) -> None:
+    def _clean(self, *, orphans: bool) -> None:
         with self._locked() as db:
             registered = {row[0] for row in db.execute("SELECT sha256 FROM versions")}
-            for sha in self.store.shas() - registered:
+            for sha in self.store.shas() - registered if orphans else ():
                 self.store.delete(sha)
             self.store.clean_staging()
 
@@ -528,9 +580,14 @@ class ModelManager:
         exists = self.catalogue.is_file()
         db = _connect(str(self.catalogue) if exists else ":memory:")
         try:
-            if not exists:
+            if exists:
+                self._check_catalogue(db)
+            else:
+                self._check_catalogue(None)
                 db.executescript(_SCHEMA)
             yield db
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
         finally:
             db.close()
 
@@ -539,10 +596,35 @@ class ModelManager:
         with file_lock(self.lock_path, self.lock_timeout_s):
             db = _connect(str(self.catalogue))
             try:
+                self._check_catalogue(db)
                 _migrate(db, self.catalogue)
                 yield db
+            except sqlite3.DatabaseError as exc:
+                raise self._damaged(exc) from exc
             finally:
                 db.close()
+
+    def _check_catalogue(self, db: sqlite3.Connection | None) -> None:
+        """Refuse a catalogue that is missing or empty while the store holds files (re-creating it would
+        lose every model), or that SQLite cannot read."""
+        if db is not None:
+            (schema,) = db.execute("PRAGMA user_version").fetchone()
+            if schema:
+                db.execute("SELECT count(*) FROM versions JOIN names USING (name)").fetchone()
+                return
+        stored = self.store.shas()
+        if stored:
+            state = "empty" if db is not None else "missing"
+            raise CatalogueError(
+                f"the catalogue {self.catalogue} is {state} but the store {self.root} holds {len(stored)} model "
+                f"file(s); rebuild it with `mycloset models verify --rebuild --home {self.root}`"
+            )
+
+    def _damaged(self, exc: sqlite3.DatabaseError) -> CatalogueError:
+        return CatalogueError(
+            f"the catalogue {self.catalogue} of the store {self.root} cannot be read ({exc}); rebuild it with "
+            f"`mycloset models verify --rebuild --home {self.root}` (the damaged file is kept beside it)"
+        )
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:

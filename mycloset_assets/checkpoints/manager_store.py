@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,6 +102,27 @@ def hash_file(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_stored_digests: dict[tuple[str, int, int, int], str] = {}
+_digests_lock = threading.Lock()
+
+
+def stored_sha256(path: Path) -> str | None:
+    """sha256 of a stored file (None when it is missing), hashed once per (path, size, mtime, inode) in a
+    process: a file changed in place or replaced is hashed again."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    stamp = (str(path), status.st_size, status.st_mtime_ns, status.st_ino)
+    with _digests_lock:
+        known = _stored_digests.get(stamp)
+    if known is None:
+        known = hash_file(path)
+        with _digests_lock:
+            _stored_digests[stamp] = known
+    return known
 
 
 def atomic_write_text(target: Path, text: str) -> None:
@@ -237,14 +259,21 @@ class ContentStore:
         return Staged(folder / name, sha, size, handle)
 
     def commit(self, staged: Staged) -> Path:
-        """Give a staged file its content address (an existing one is kept as it is) and discard the staging."""
+        """Give a staged file its content address and discard the staging. A file already at that address is
+        kept when its bytes hash to the address, and replaced by the staged (good) bytes when they do not."""
         target = self.path(staged.sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(staged.path, 0o444)
         try:
             os.link(staged.path, target)
         except FileExistsError:
-            pass
+            if stored_sha256(target) != staged.sha256:
+                replacement = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                with contextlib.suppress(FileNotFoundError):
+                    replacement.unlink()
+                os.link(staged.path, replacement)
+                os.replace(replacement, target)
+                fsync_dir(target.parent)
         else:
             fsync_dir(target.parent)
         staged.discard()

@@ -8,12 +8,12 @@ Other content is named (empty, HTML, text, ONNX) and broken containers are repor
 from __future__ import annotations
 
 import gc
-import json
 import math
 import pickle
 import re
 import struct
 import zipfile
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 
+from .bounds import DEFAULT_BOUNDS, AnalysisBounds, BoundExceededError, Budget
 from .errors import CorruptCheckpointError, NotACheckpointError, UnsafePickleError
+from .pickle_scan import PickleTruncatedError
 from .pickles import ScriptObjectRecord, StorageRecord, TensorRecord, read_pickle
-from .zipdir import NotPlainZip, PlainZip, ZipMembers, read_at
+from .safetensors_header import parse_safetensors_header
+from .zipdir import NotPlainZip, PlainZip, ZipMembers, read_at, strict_zipfile_members
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -45,21 +49,8 @@ WRAPPER_KEYS = (
     "weights",
     "module",
 )
-SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
-    "F64": torch.float64,
-    "F32": torch.float32,
-    "F16": torch.float16,
-    "BF16": torch.bfloat16,
-    "I64": torch.int64,
-    "I32": torch.int32,
-    "I16": torch.int16,
-    "I8": torch.int8,
-    "U8": torch.uint8,
-    "BOOL": torch.bool,
-}
-MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
-MAX_PICKLE_BYTES = 256 * 1024 * 1024
 _SNIFF_BYTES = 4096
+_LEGACY_WINDOW = 1 << 16
 
 
 @dataclass
@@ -75,6 +66,7 @@ class Header:
     storages: dict[str, StorageRecord] = field(default_factory=dict)
     archive: str | None = None
     storage_offsets: dict[str, int] = field(default_factory=dict)
+    wrapper_keys: tuple[Any, ...] = ()
 
     @property
     def params(self) -> int:
@@ -92,7 +84,10 @@ class Header:
 
 
 def _fail(error: type[Exception], container: str, message: str) -> Exception:
-    exc = error(message)
+    return _fail_with(error(message), container)
+
+
+def _fail_with(exc: Exception, container: str) -> Exception:
     exc.container = container  # type: ignore[attr-defined]
     return exc
 
@@ -191,23 +186,25 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def read_header(path: Path | str) -> Header:
-    """Read ``path``'s header; raises NotACheckpointError, CorruptCheckpointError or UnsafePickleError."""
+def read_header(path: Path | str, bounds: AnalysisBounds = DEFAULT_BOUNDS) -> Header:
+    """Read ``path``'s header within ``bounds``; raises NotACheckpointError, CorruptCheckpointError (its
+    subclass BoundExceededError when a bound is reached) or UnsafePickleError."""
     with gc_paused():
-        return _read_header(Path(path))
+        return _read_header(Path(path), bounds)
 
 
-def _read_header(path: Path) -> Header:
+def _read_header(path: Path, bounds: AnalysisBounds = DEFAULT_BOUNDS) -> Header:
     kind = sniff(path)
     size = path.stat().st_size
+    budget = Budget(size, bounds)
     if kind == "zip":
-        return _read_zip(path, size)
+        return _read_zip(path, size, budget)
     if kind == "torch_legacy":
-        return _read_legacy(path, size)
+        return _read_legacy(path, size, budget)
     if kind == "safetensors":
-        return _read_safetensors(path, size)
+        return _read_safetensors(path, size, budget)
     if kind == "pickle":
-        _scan_plain_pickle(path)
+        _scan_plain_pickle(path, budget)
         raise _fail(NotACheckpointError, "unknown", "a plain pickle, not a torch checkpoint (no torch file header)")
     messages = {
         "empty": "the file is empty (0 bytes): the download or copy did not finish",
@@ -219,56 +216,80 @@ def _read_header(path: Path) -> Header:
     raise _fail(NotACheckpointError, kind, messages[kind])
 
 
-def _scan_plain_pickle(path: Path) -> None:
+def _scan_plain_pickle(path: Path, budget: Budget) -> None:
+    """Refuse a plain pickle that needs an unsafe global; any other failure just means "not a checkpoint"."""
     try:
         with path.open("rb") as handle:
-            read_pickle(handle)
-    except UnsafePickleError as exc:
-        exc.container = "unknown"  # type: ignore[attr-defined]
+            _read_next_pickle(handle, 0, budget, "unknown")
+    except UnsafePickleError:
         raise
-    except Exception:  # noqa: BLE001 - any other failure just means "not a checkpoint"
+    except CorruptCheckpointError:
         return
 
 
-def find_weights(obj: Any, depth: int = 3) -> tuple[str | None, Mapping[str, Any], list[str]]:
-    """Locate the tensor dict inside a loaded object: (wrapper path, the dict, names of other entries).
+def find_weights(obj: Any, depth: int = 3) -> tuple[tuple[Any, ...], Mapping[str, Any], list[str]]:
+    """Locate the tensor dict inside a loaded object: (the keys leading to it, the dict, names of other
+    entries). The keys are kept as they are (a key may hold a dot, or be an int), so the loader follows
+    exactly the path the analysis found.
 
     Wrappers nest at most ``depth`` levels (``{"model": {"state_dict": ...}}`` is two).
     """
     if not isinstance(obj, Mapping) or depth < 0:
-        return None, {}, []
+        return (), {}, []
     own = _count_weights(obj.values())
     candidates = [k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)]
     candidates += [
         k for k, v in obj.items() if type(v) is not TensorRecord and isinstance(v, Mapping) and k not in candidates
     ]
-    best: tuple[int, str | None, Mapping[str, Any]] = (own, None, obj if own else {})
+    best: tuple[int, tuple[Any, ...], Mapping[str, Any]] = (own, (), obj if own else {})
     for key in candidates:
-        inner_wrapper, inner, _ = find_weights(obj[key], depth - 1)
+        inner_keys, inner, _ = find_weights(obj[key], depth - 1)
         count = _count_weights(inner.values())
         if count > best[0]:
-            path = f"{key}.{inner_wrapper}" if inner_wrapper else str(key)
-            best = (count, path, inner)
-    if best[1] is None:
-        return None, best[2], [] if own else [str(k) for k in obj]
-    top = best[1].split(".")[0]
-    return best[1], best[2], [str(k) for k in obj if k != top]
+            best = (count, (key, *inner_keys), inner)
+    if not best[1]:
+        return (), best[2], [] if own else [_key_name(k) for k in obj]
+    top = best[1][0]
+    return best[1], best[2], [_key_name(k) for k in obj if k != top]
+
+
+def wrapper_name(keys: tuple[Any, ...]) -> str | None:
+    """The wrapper path as reports write it: ``model.state_dict``; a key that is not a string is shown as
+    ``[0]`` and a key holding a dot is quoted, so the name is never ambiguous."""
+    if not keys:
+        return None
+    return ".".join(_key_name(key) for key in keys)
+
+
+def _key_name(key: Any) -> str:
+    if type(key) is not str:
+        return f"[{key!r:.40}]"
+    return f'"{key}"' if "." in key else key
 
 
 def _count_weights(values: Iterable[Any]) -> int:
     return sum(map(isinstance, values, repeat((TensorRecord, torch.Tensor))))
 
 
-def _tensors_of(mapping: Mapping[str, Any]) -> OrderedDict[str, TensorRecord]:
+def _tensors_of(mapping: Mapping[str, Any], budget: Budget, container: str) -> OrderedDict[str, TensorRecord]:
+    """The tensors under string keys (a tensor under another key has no name a network could load it by)."""
+    if len(mapping) > budget.bounds.tensors:
+        try:
+            budget.charge_tensors(len(mapping))
+        except CorruptCheckpointError as exc:
+            exc.container = container  # type: ignore[attr-defined]
+            raise
     if set(map(type, mapping.values())) == {TensorRecord} and set(map(type, mapping)) == {str}:
         return OrderedDict(mapping)
-    return OrderedDict((str(k), v) for k, v in mapping.items() if isinstance(v, TensorRecord))
+    return OrderedDict((k, v) for k, v in mapping.items() if type(k) is str and isinstance(v, TensorRecord))
 
 
-def _unpickle(data: Any, container: str, *, script: bool = False) -> tuple[Any, dict[str, StorageRecord]]:
+def _unpickle(
+    data: bytes, container: str, budget: Budget, *, script: bool = False, start: int = 0
+) -> tuple[Any, dict[str, StorageRecord], int]:
     try:
-        return read_pickle(data, script_classes=script)
-    except UnsafePickleError as exc:
+        return read_pickle(data, budget, script_classes=script, start=start)
+    except (UnsafePickleError, CorruptCheckpointError) as exc:
         exc.container = container  # type: ignore[attr-defined]
         raise
     except (
@@ -279,6 +300,7 @@ def _unpickle(data: Any, container: str, *, script: bool = False) -> tuple[Any, 
         AttributeError,
         IndexError,
         KeyError,
+        LookupError,
         OverflowError,
         MemoryError,
         RecursionError,
@@ -289,7 +311,26 @@ def _unpickle(data: Any, container: str, *, script: bool = False) -> tuple[Any, 
         ) from exc
 
 
-def _read_zip(path: Path, size: int) -> Header:
+def _read_next_pickle(
+    handle: Any, position: int, budget: Budget, container: str
+) -> tuple[Any, dict[str, StorageRecord], int]:
+    """The pickle starting at ``position`` of an open file, read in growing windows (never more than the
+    header bound); returns the object, its storages and the offset just after it."""
+    window = _LEGACY_WINDOW
+    while True:
+        data = read_at(handle, position, window)
+        try:
+            obj, storages, stop = _unpickle(data, container, budget)
+        except CorruptCheckpointError as exc:
+            if not isinstance(exc.__cause__, PickleTruncatedError) or len(data) < window:
+                raise
+            budget.check_header_size(window + 1, "a pickle of the file")
+            window = min(4 * window, budget.bounds.header_bytes + 1)
+            continue
+        return obj, storages, position + stop
+
+
+def _read_zip(path: Path, size: int, budget: Budget) -> Header:
     """Read a zip checkpoint through the plain-archive reader, or through zipfile when it declines the file.
 
     zipfile stays the reference: every file the plain reader accepts reads the same through zipfile, and
@@ -297,17 +338,17 @@ def _read_zip(path: Path, size: int) -> Header:
     """
     try:
         with PlainZip(path, size) as plain:
-            return _read_members(plain.members(), path, size)
+            return _read_members(plain.members(), path, size, budget)
     except NotPlainZip:
         pass
-    return _read_zipfile(path, size)
+    return _read_zipfile(path, size, budget)
 
 
-def _read_zipfile(path: Path, size: int) -> Header:
-    """The reference read of a zip checkpoint, through zipfile."""
+def _read_zipfile(path: Path, size: int, budget: Budget) -> Header:
+    """The reference read of a zip checkpoint, through zipfile, refusing what torch would read otherwise."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, OverflowError) as exc:
         raise _fail(
             CorruptCheckpointError,
             "torch_zip",
@@ -315,30 +356,70 @@ def _read_zipfile(path: Path, size: int) -> Header:
             f"({size} bytes); download it again",
         ) from exc
     with archive:
-        sizes = {info.filename: info.file_size for info in archive.infolist()}
-        return _read_members(ZipMembers(archive.namelist(), sizes, archive.read), path, size)
+        try:
+            members = strict_zipfile_members(archive, budget.bounds.members, budget.bounds.header_bytes)
+        except ValueError as exc:
+            raise _fail(CorruptCheckpointError, "torch_zip", str(exc)) from exc
+        return _read_members(members, path, size, budget)
 
 
-def _read_members(archive: ZipMembers, path: Path, size: int) -> Header:
-    names = archive.names
-    pickles = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
-    if not pickles:
-        raise _fail(NotACheckpointError, "unknown", "a zip archive without data.pkl: not a torch checkpoint")
-    root = pickles[0].split("/")[0]
-    code = f"{root}/code/"
-    scripted = any(n.startswith(code) for n in names) or f"{root}/constants.pkl" in names
-    container = "torchscript" if scripted else "torch_zip"
-    if archive.sizes[pickles[0]] > MAX_PICKLE_BYTES:
+def _archive_root(names: list[str], container: str) -> str:
+    """The one folder every member is in: torch reads the folder of the first member and nothing else, so a
+    member elsewhere, or a name listed twice, would make the analysis read another file than torch."""
+    if not names:
+        raise _fail(NotACheckpointError, "unknown", "an empty zip archive: not a torch checkpoint")
+    root, slash, _ = names[0].partition("/")
+    if not slash or not root:
         raise _fail(
-            CorruptCheckpointError, container, f"data.pkl claims over {MAX_PICKLE_BYTES} bytes, which is absurd"
+            NotACheckpointError,
+            "unknown",
+            "a zip archive whose first member is not in a folder: not a torch checkpoint",
         )
+    outside = [name for name in names if not name.startswith(f"{root}/")]
+    if outside:
+        raise _fail(
+            CorruptCheckpointError,
+            container,
+            f"the archive holds members outside its folder {root}/ (e.g. {outside[0]}): torch reads only "
+            f"{root}/, so the file is ambiguous and is refused",
+        )
+    if len(set(names)) != len(names):
+        repeated = next(name for name in names if names.count(name) > 1)
+        raise _fail(
+            CorruptCheckpointError,
+            container,
+            f"the member {repeated} is listed {names.count(repeated)} times: zipfile reads the last copy and "
+            "torch another, so the file is ambiguous and is refused",
+        )
+    return root
+
+
+def _read_members(archive: ZipMembers, path: Path, size: int, budget: Budget) -> Header:
+    names = archive.names
+    if not any(n.endswith("/data.pkl") and n.count("/") == 1 for n in names):
+        raise _fail(NotACheckpointError, "unknown", "a zip archive without data.pkl: not a torch checkpoint")
+    if len(names) > budget.bounds.members:
+        error = BoundExceededError("members", budget.bounds.members, f"the zip directory lists {len(names)} members")
+        raise _fail_with(error, "torch_zip")
+    first_root = names[0].partition("/")[0]
+    code = f"{first_root}/code/"
+    scripted = any(n.startswith(code) for n in names) or f"{first_root}/constants.pkl" in names
+    container = "torchscript" if scripted else "torch_zip"
+    root = _archive_root(names, container)
+    pickle_name = f"{root}/data.pkl"
+    if pickle_name not in archive.sizes:
+        raise _fail(NotACheckpointError, "unknown", f"a zip archive without {pickle_name}: not a torch checkpoint")
     try:
-        data = archive.read(pickles[0])
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        budget.check_header_size(archive.sizes[pickle_name], "data.pkl")
+        data = archive.read(pickle_name)
+    except CorruptCheckpointError as exc:
+        exc.container = container  # type: ignore[attr-defined]
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
         raise _fail(
             CorruptCheckpointError, container, f"data.pkl cannot be read: {exc}; download the file again"
         ) from exc
-    obj, storages = _unpickle(data, container, script=scripted)
+    obj, storages, _ = _unpickle(data, container, budget, script=scripted)
     prefix = f"{root}/data/"
     for key, storage in storages.items():
         stored = archive.sizes.get(prefix + key)
@@ -350,29 +431,48 @@ def _read_members(archive: ZipMembers, path: Path, size: int) -> Header:
                 container,
                 f"storage data/{key} holds {stored} bytes but the header needs {storage.nbytes}",
             )
+    wrapper_keys: tuple[Any, ...] = ()
     if scripted:
-        classes = _script_class_members(archive, root)
-        tensors = OrderedDict(_script_tensors(obj, "", classes))
-        wrapper, metadata = None, []
+        try:
+            classes = _script_class_members(archive, root, budget)
+        except CorruptCheckpointError as exc:
+            exc.container = container  # type: ignore[attr-defined]
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, ValueError) as exc:
+            raise _fail(CorruptCheckpointError, container, f"the code/ text cannot be read: {exc}") from exc
+        tensors = OrderedDict(_script_tensors(obj, classes, budget, container))
+        metadata: list[str] = []
     else:
-        wrapper, weights, metadata = find_weights(obj)
-        tensors = _tensors_of(weights)
-    header = Header(path, container, size, tensors, wrapper, metadata, storages, archive=root)
+        wrapper_keys, weights, metadata = find_weights(obj)
+        tensors = _tensors_of(weights, budget, container)
+    header = Header(
+        path,
+        container,
+        size,
+        tensors,
+        wrapper_name(wrapper_keys),
+        metadata,
+        storages,
+        archive=root,
+        wrapper_keys=wrapper_keys,
+    )
     _check_views(header)
     return header
 
 
 _CLASS_RE = re.compile(r"^class (\w+)\(", re.M)
-_LIST_RE = re.compile(r"^\s+__(parameters|buffers)__ = \[(.*?)\]", re.M)
+_LIST_RE = re.compile(r"^[ \t]+__(parameters|buffers)__ = \[([^\]\n]*)\]", re.M)
 
 
-def _script_class_members(archive: ZipMembers, root: str) -> dict[str, list[str]]:
+def _script_class_members(archive: ZipMembers, root: str, budget: Budget) -> dict[str, list[str]]:
     """Parameter and buffer names of each TorchScript class, read as text from code/ (never run)."""
     members: dict[str, list[str]] = {}
     prefix = f"{root}/code/"
     for name in archive.names:
         if not (name.startswith(prefix) and name.endswith(".py")):
             continue
+        budget.charge_code(archive.sizes[name])
+        budget.check_time()
         module = name[len(prefix) : -3].replace("/", ".")
         source = archive.read(name).decode("utf-8", errors="replace")
         blocks = _CLASS_RE.split(source)
@@ -382,36 +482,53 @@ def _script_class_members(archive: ZipMembers, root: str) -> dict[str, list[str]
     return members
 
 
-def _script_tensors(obj: Any, prefix: str, classes: dict[str, list[str]]) -> list[tuple[str, TensorRecord]]:
-    if not isinstance(obj, ScriptObjectRecord):
-        return []
-    attributes = obj.attributes()
-    declared = classes.get(obj.qualified_name)
-    names = declared if declared is not None else [k for k, v in attributes.items() if isinstance(v, TensorRecord)]
-    found = [(f"{prefix}{n}", attributes[n]) for n in names if isinstance(attributes.get(n), TensorRecord)]
-    for name, value in attributes.items():
-        if isinstance(value, ScriptObjectRecord):
-            found += _script_tensors(value, f"{prefix}{name}.", classes)
+def _script_tensors(
+    root: Any, classes: dict[str, list[str]], budget: Budget, container: str
+) -> list[tuple[str, TensorRecord]]:
+    """The tensors of a TorchScript object tree, depth first; a cycle or a tree deeper than the depth bound
+    is refused (TorchScript modules nest a few levels)."""
+    found: list[tuple[str, TensorRecord]] = []
+    pending: list[tuple[Any, str, int]] = [(root, "", 0)]
+    visiting: set[int] = set()
+    while pending:
+        obj, prefix, depth = pending.pop()
+        if not isinstance(obj, ScriptObjectRecord):
+            continue
+        if id(obj) in visiting:
+            raise _fail(CorruptCheckpointError, container, f"the TorchScript object {prefix[:-1]} contains itself")
+        try:
+            budget.check_depth(depth, "the TorchScript object tree")
+        except CorruptCheckpointError as exc:
+            exc.container = container  # type: ignore[attr-defined]
+            raise
+        visiting.add(id(obj))
+        attributes = obj.attributes()
+        declared = classes.get(obj.qualified_name)
+        names = declared if declared is not None else [k for k, v in attributes.items() if isinstance(v, TensorRecord)]
+        found += [(f"{prefix}{n}", attributes[n]) for n in names if isinstance(attributes.get(n), TensorRecord)]
+        children = [(value, f"{prefix}{name}.", depth + 1) for name, value in attributes.items()]
+        pending += reversed([child for child in children if isinstance(child[0], ScriptObjectRecord)])
     return found
 
 
-def _read_legacy(path: Path, size: int) -> Header:
+def _read_legacy(path: Path, size: int, budget: Budget) -> Header:
     container = "torch_legacy"
     with path.open("rb") as handle:
-        magic, _ = _unpickle(handle, container)
-        protocol, _ = _unpickle(handle, container)
+        magic, _, position = _read_next_pickle(handle, 0, budget, container)
+        protocol, _, position = _read_next_pickle(handle, position, budget, container)
         if magic != LEGACY_MAGIC or protocol != LEGACY_PROTOCOL:
-            raise _fail(CorruptCheckpointError, container, f"unsupported legacy protocol {protocol!r}")
-        sys_info, _ = _unpickle(handle, container)
+            raise _fail(CorruptCheckpointError, container, f"unsupported legacy protocol {protocol!r:.40}")
+        sys_info, _, position = _read_next_pickle(handle, position, budget, container)
         if isinstance(sys_info, Mapping) and sys_info.get("little_endian") is False:
             raise _fail(CorruptCheckpointError, container, "a big-endian legacy file is not supported")
-        obj, storages = _unpickle(handle, container)
-        keys, _ = _unpickle(handle, container)
-        if not isinstance(keys, list) or set(map(str, keys)) != set(storages):
+        obj, storages, position = _read_next_pickle(handle, position, budget, container)
+        keys, _, position = _read_next_pickle(handle, position, budget, container)
+        if not isinstance(keys, list) or not all(type(k) is str for k in keys) or set(keys) != set(storages):
             raise _fail(CorruptCheckpointError, container, "the storage list does not match the tensors' storages")
+        if len(set(keys)) != len(keys):
+            raise _fail(CorruptCheckpointError, container, "the storage list names a storage twice")
         offsets: dict[str, int] = {}
-        position = handle.tell()
-        for key in map(str, keys):
+        for key in keys:
             storage = storages[key]
             count = read_at(handle, position, 8)
             if len(count) < 8:
@@ -429,14 +546,26 @@ def _read_legacy(path: Path, size: int) -> Header:
                 )
             offsets[key] = position + 8
             position += 8 + storage.nbytes
+            if position > size:
+                break
         if position > size:
             raise _fail(
                 CorruptCheckpointError,
                 container,
                 f"the file is truncated: its storages need {position} bytes, the file has {size}; download it again",
             )
-    wrapper, weights, metadata = find_weights(obj)
-    header = Header(path, container, size, _tensors_of(weights), wrapper, metadata, storages, storage_offsets=offsets)
+    wrapper_keys, weights, metadata = find_weights(obj)
+    header = Header(
+        path,
+        container,
+        size,
+        _tensors_of(weights, budget, container),
+        wrapper_name(wrapper_keys),
+        metadata,
+        storages,
+        storage_offsets=offsets,
+        wrapper_keys=wrapper_keys,
+    )
     _check_views(header)
     return header
 
@@ -478,62 +607,37 @@ def _views_fit(records: list[TensorRecord]) -> bool:
     return all(map(le, spans, [record.storage.numel for record in records]))
 
 
-def _read_safetensors(path: Path, size: int) -> Header:
+def _read_safetensors(path: Path, size: int, budget: Budget) -> Header:
     container = "safetensors"
-    with path.open("rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        if length > MAX_SAFETENSORS_HEADER:
-            raise _fail(CorruptCheckpointError, container, f"the JSON header claims {length} bytes, which is absurd")
-        raw = handle.read(length)
     try:
-        table = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(CorruptCheckpointError, container, f"the JSON header does not parse: {exc}") from exc
-    if not isinstance(table, dict):
-        raise _fail(CorruptCheckpointError, container, "the JSON header is not an object")
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            budget.check_header_size(length, "the JSON header")
+            raw = handle.read(length)
+        entries, metadata = parse_safetensors_header(raw, size - 8 - length, budget)
+    except CorruptCheckpointError as exc:
+        exc.container = container  # type: ignore[attr-defined]
+        raise
     data_start = 8 + length
-    data_size = size - data_start
     tensors: OrderedDict[str, TensorRecord] = OrderedDict()
     storages: dict[str, StorageRecord] = {}
     offsets: dict[str, int] = {}
-    spans: list[tuple[int, int, str]] = []
-    for key, spec in table.items():
-        if key == "__metadata__":
-            continue
-        try:
-            dtype = SAFETENSORS_DTYPES[spec["dtype"]]
-            shape = tuple(int(s) for s in spec["shape"])
-            begin, end = (int(v) for v in spec["data_offsets"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _fail(CorruptCheckpointError, container, f"tensor {key}: malformed header entry ({exc})") from exc
-        if any(s < 0 for s in shape) or math.prod(shape) * dtype.itemsize > 2**50:
-            raise _fail(CorruptCheckpointError, container, f"tensor {key}: absurd shape {list(shape)}")
-        nbytes = math.prod(shape) * dtype.itemsize
-        if begin < 0 or end - begin != nbytes:
-            raise _fail(
-                CorruptCheckpointError,
-                container,
-                f"tensor {key}: offsets [{begin}, {end}] do not hold {nbytes} bytes of shape {list(shape)}",
-            )
-        if end > data_size:
-            raise _fail(
-                CorruptCheckpointError,
-                container,
-                f"tensor {key}: data ends at {end} but the file holds {data_size} bytes of data "
-                "(truncated, or the header lies)",
-            )
+    for key, (dtype, shape, begin) in entries.items():
         storage = StorageRecord(key, dtype, math.prod(shape))
         storages[key] = storage
         offsets[key] = data_start + begin
         tensors[key] = TensorRecord(shape, _contiguous_stride(shape), 0, storage)
-        spans.append((begin, end, key))
-    spans.sort()
-    for (_, end_a, key_a), (begin_b, _, key_b) in zip(spans, spans[1:], strict=False):
-        if begin_b < end_a:
-            raise _fail(CorruptCheckpointError, container, f"tensors {key_a} and {key_b} overlap in the data")
-    metadata = table.get("__metadata__")
-    names = sorted(metadata) if isinstance(metadata, dict) else []
-    return Header(path, container, size, tensors, None, names, storages, storage_offsets=offsets)
+    _check_safetensors_library(path, container)
+    return Header(path, container, size, tensors, None, metadata, storages, storage_offsets=offsets)
+
+
+def _check_safetensors_library(path: Path, container: str) -> None:
+    """The safetensors library, which loads the file, is the final judge of its header (it reads no data)."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            handle.keys()
+    except Exception as exc:  # noqa: BLE001 - any refusal of the library is the verdict
+        raise _fail(CorruptCheckpointError, container, f"the safetensors library refuses the header ({exc})") from exc
 
 
 def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -19,9 +19,9 @@ from .errors import CorruptCheckpointError
 from .reader import Header
 
 
-def _unwrap(obj: Any, wrapper: str | None) -> Mapping[str, Any]:
-    for part in (wrapper or "").split(".") if wrapper else ():
-        obj = obj[part]
+def _unwrap(obj: Any, keys: tuple[Any, ...]) -> Mapping[str, Any]:
+    for key in keys:
+        obj = obj[key]
     return obj
 
 
@@ -36,10 +36,17 @@ def read_tensors(header: Header, keys: Iterable[str]) -> dict[str, torch.Tensor]
             return _read_script_tensors(header, wanted)
         mmap = header.container == "torch_zip"
         loaded = torch.load(header.path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (RuntimeError, OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise CorruptCheckpointError(f"{header.path}: the tensor data cannot be read: {exc}") from exc
-    weights = _unwrap(loaded, header.wrapper)
-    return {key: weights[key] for key in wanted}
+    except Exception as exc:  # noqa: BLE001 - whatever torch or safetensors raise, the file cannot be loaded
+        raise CorruptCheckpointError(
+            f"{header.path}: the tensor data cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        weights = _unwrap(loaded, header.wrapper_keys)
+        return {key: weights[key] for key in wanted}
+    except (KeyError, TypeError, IndexError) as exc:
+        raise CorruptCheckpointError(
+            f"{header.path}: torch.load reads other contents than the analysis did (no {exc}); the file is refused"
+        ) from exc
 
 
 def _read_script_tensors(header: Header, keys: list[str]) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
+import zipfile
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -138,6 +139,10 @@ class PlainZip:
             raise NotPlainZip
         if any(map(itemgetter(_EXTRA_SIZE), rows)):
             rows = _with_zip64_fields(directory, rows)
+        if any(row[_METHOD] or row[_FLAGS] & _ZIPFILE_ONLY_FLAGS for row in rows) or _rows_overlap(
+            rows, self._directory_offset
+        ):
+            raise NotPlainZip
         self._names = list(map(bytes.decode, raw_names))
         self._sizes = dict(zip(self._names, map(itemgetter(_FILE_SIZE), rows), strict=True))
         self._entries = dict(zip(self._names, zip(rows, raw_names, strict=True), strict=True))
@@ -168,6 +173,13 @@ class PlainZip:
         if zlib.crc32(data) != crc:
             raise NotPlainZip
         return data
+
+
+def _rows_overlap(rows: list[tuple[Any, ...]], directory_offset: int) -> bool:
+    """Whether two members' byte ranges (local header, name and data) overlap, or one reaches the directory."""
+    spans = sorted((row[_OFFSET], row[_OFFSET] + _LOCAL.size + row[_NAME_SIZE] + row[_STORED]) for row in rows)
+    ends = [end for _, end in spans]
+    return any(map(int.__lt__, [start for start, _ in spans[1:]], ends)) or bool(ends and ends[-1] > directory_offset)
 
 
 def _zip64_end(tail: bytes, size: int) -> tuple[int, int, int, int]:
@@ -212,3 +224,69 @@ def _with_zip64_fields(directory: bytes, rows: list[tuple[Any, ...]]) -> list[tu
         file_size, stored, offset = (next(values) if value == _ZIP64_SENTINEL else value for value in fields)
         updated.append((*row[:_STORED], stored, file_size, *row[_NAME_SIZE:_OFFSET], offset))
     return updated
+
+
+_TORCH_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_ENCRYPTED = 0x1
+_LOCAL_HEADER_SIZE = 30
+_CHUNK = 1 << 20
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], max_members: int) -> None:
+    """Refuse what torch (miniz) would read otherwise than zipfile, or what cannot be read once per byte:
+    encrypted members, compression other than stored or deflate, and directory rows whose byte ranges
+    overlap (one member listed under several rows)."""
+    if len(infos) > max_members:
+        raise ValueError(f"the zip directory lists {len(infos)} members, beyond the bound of {max_members}")
+    for info in infos:
+        if info.flag_bits & _ENCRYPTED:
+            raise ValueError(f"the member {info.filename} is encrypted, which torch cannot read")
+        if info.compress_type not in _TORCH_METHODS:
+            raise ValueError(
+                f"the member {info.filename} uses zip compression method {info.compress_type}, which torch "
+                "cannot read (only stored and deflate)"
+            )
+    spans = sorted(
+        (info.header_offset, info.header_offset + _LOCAL_HEADER_SIZE + len(info.orig_filename) + info.compress_size)
+        for info in infos
+    )
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        if start < end:
+            raise ValueError("two rows of the zip directory share bytes (one member listed several times)")
+
+
+def strict_zipfile_members(archive: zipfile.ZipFile, max_members: int, max_member_bytes: int) -> ZipMembers:
+    """The members of ``archive`` as the reader uses them, after ``_check_directory``; a member is read
+    whole only up to ``max_member_bytes`` (decompressed), whatever its directory row claims."""
+    infos = archive.infolist()
+    _check_directory(infos, max_members)
+
+    def read(name: str) -> bytes:
+        with archive.open(name) as stream:
+            data = stream.read(max_member_bytes + 1)
+        if len(data) > max_member_bytes:
+            raise ValueError(f"the member {name} expands beyond {max_member_bytes} bytes")
+        return data
+
+    return ZipMembers(archive.namelist(), {info.filename: info.file_size for info in infos}, read)
+
+
+def verify_members(path: Path, max_members: int, charge_inflated: Callable[[int], None]) -> str | None:
+    """Check every member's CRC, reading each byte range of the file once; returns the first member that
+    fails, else None. ``charge_inflated`` is called with the bytes decompressed from compressed members
+    (it raises to stop). Raises ValueError for a directory ``_check_directory`` refuses and zipfile's own
+    errors for an unreadable archive."""
+    with zipfile.ZipFile(path) as archive:
+        infos = archive.infolist()
+        _check_directory(infos, max_members)
+        for info in infos:
+            try:
+                with archive.open(info) as stream:
+                    while chunk := stream.read(_CHUNK):
+                        if info.compress_type != zipfile.ZIP_STORED:
+                            charge_inflated(len(chunk))
+            except zipfile.BadZipFile as exc:
+                if "CRC" in str(exc):
+                    return info.filename
+                raise
+    return None

@@ -11,7 +11,14 @@ Conventions:
 - 16-bit samples keep their high byte (``v >> 8``), as Pillow does itself for 16-bit RGB PNGs.
 - Float samples must lie in [0, 1] and map to ``round(v * 255)``; anything else is refused, not guessed.
 - Two-channel arrays are grayscale + alpha, three-channel arrays RGB (not OpenCV's BGR), four RGBA.
-- The pixel limit is checked on the size in the file header, before any pixel is decoded.
+- The pixel limit and the working-size rule are checked on the size in the file header, before any pixel is
+  decoded.
+
+The working-size rule bounds every network input: a photo whose longer side is more than
+``MAX_ASPECT_RATIO`` times its shorter side is refused (``WorkingSizeError``), because the networks scale a
+photo by one side (OpenPose to a box height, DeepLab's shorter side to 520 pixels) and the other side then
+grows with the ratio (a 695-byte 20000 x 10 PNG would make a 184 x 368000 pose input); with the ratio
+bounded, ``working_size`` gives the bounded size the pipelines work at.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ from PIL import Image, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Default pixel limit (50 Mpx, e.g. 8660 x 5773): far above any photo the networks need."""
+
+MAX_ASPECT_RATIO = 4.0
+"""Longest / shortest side of a usable photo: person and garment photos are about 1:1 to 1:3."""
 
 EXIF_ORIENTATION_TAG = 0x0112
 
@@ -72,6 +82,38 @@ class ImageTooLargeError(ImageError):
 
 class UnsupportedImageError(ImageError):
     """An image or array whose layout, dtype or value range cannot be interpreted as a picture."""
+
+
+class WorkingSizeError(ImageError):
+    """The photo's proportions would put the networks' inputs out of bounds (see ``check_working_size``)."""
+
+
+def check_working_size(
+    height: int, width: int, *, max_aspect_ratio: float = MAX_ASPECT_RATIO, name: str = "<image>"
+) -> None:
+    """Refuse a photo whose longer side exceeds ``max_aspect_ratio`` times its shorter side (or that has
+    no pixels): the rule that keeps every network input bounded."""
+    if min(height, width) < 1:
+        raise EmptyImageError(f"{name}: the image has no pixels ({width} x {height})")
+    ratio = max(height, width) / min(height, width)
+    if ratio > max_aspect_ratio:
+        raise WorkingSizeError(
+            f"{name}: {width} x {height} pixels is {ratio:.1f} times longer than wide, beyond the limit of "
+            f"{max_aspect_ratio:g}: not a person or garment photo the networks can use; crop it closer to the "
+            "subject"
+        )
+
+
+def working_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """The (height, width) the pipelines work at: the photo's own when ``max_side`` is None or not exceeded,
+    else scaled (aspect kept, each side at least 1) so the longer side is ``max_side``. Raises
+    ``WorkingSizeError`` for a photo ``check_working_size`` refuses."""
+    check_working_size(height, width)
+    longer = max(height, width)
+    if max_side is None or longer <= max_side:
+        return height, width
+    factor = max_side / longer
+    return max(1, round(height * factor)), max(1, round(width * factor))
 
 
 @dataclass
@@ -127,24 +169,31 @@ def undo_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(_ORIENTATIONS[_INVERSE_ORIENTATION[orientation]](array))
 
 
-def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def load_image(
+    source: ImageSource,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_aspect_ratio: float | None = MAX_ASPECT_RATIO,
+) -> LoadedImage:
     """Decode ``source`` to RGB uint8 in display orientation, recording every conversion.
 
     ``source``: a path (``str`` is always a path), encoded bytes, a Pillow image or a numpy array
     (H x W, H x W x 1/2/3/4; uint8, uint16, bool, small integers, or floats in [0, 1]).
     ``max_pixels``: refuse images with more pixels (None: only Pillow's own hard limit, 2 x
-    ``Image.MAX_IMAGE_PIXELS``, remains). Raises an ``ImageError`` subclass naming the problem; a missing
-    path raises ``FileNotFoundError``.
+    ``Image.MAX_IMAGE_PIXELS``, remains). ``max_aspect_ratio``: the working-size rule
+    (``check_working_size``; None for images that are not photos for the networks). Raises an
+    ``ImageError`` subclass naming the problem; a missing path raises ``FileNotFoundError``.
     """
+    limits = (max_pixels, max_aspect_ratio)
     if isinstance(source, np.ndarray):
-        return _load_array(source, max_pixels)
+        return _load_array(source, limits)
     if isinstance(source, Image.Image):
-        return _load_pil(source, "<PIL image>", max_pixels)
+        return _load_pil(source, "<PIL image>", limits)
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if not data:
             raise EmptyImageError("<bytes>: the image data is empty (0 bytes)")
-        return _open_and_load(io.BytesIO(data), data[:16], "<bytes>", max_pixels)
+        return _open_and_load(io.BytesIO(data), data[:16], "<bytes>", limits)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if path.stat().st_size == 0:
@@ -152,11 +201,14 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         with path.open("rb") as stream:
             head = stream.read(16)
             stream.seek(0)
-            return _open_and_load(stream, head, str(path), max_pixels)
+            return _open_and_load(stream, head, str(path), limits)
     raise TypeError(f"load_image takes a path, bytes, a PIL image or a numpy array, not {type(source).__name__}")
 
 
-def _open_and_load(stream: BinaryIO, head: bytes, name: str, max_pixels: int | None) -> LoadedImage:
+_Limits = tuple[int | None, float | None]
+
+
+def _open_and_load(stream: BinaryIO, head: bytes, name: str, limits: _Limits) -> LoadedImage:
     """Open with Pillow (header only), then hand over to ``_load_pil``, mapping Pillow's errors."""
     try:
         with warnings.catch_warnings():
@@ -175,7 +227,7 @@ def _open_and_load(stream: BinaryIO, head: bytes, name: str, max_pixels: int | N
     except OSError as error:
         raise _decode_error(name, error) from error
     with image:
-        return _load_pil(image, name, max_pixels)
+        return _load_pil(image, name, limits)
 
 
 def _recognised_signature(head: bytes) -> str | None:
@@ -191,9 +243,12 @@ def _decode_error(name: str, error: Exception) -> CorruptImageError:
     return CorruptImageError(f"{name}: the image data cannot be decoded ({error})")
 
 
-def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) -> None:
+def _check_pixels(name: str, height: int, width: int, limits: _Limits) -> None:
+    max_pixels, max_aspect_ratio = limits
     if height * width == 0:
         raise EmptyImageError(f"{name}: the image has no pixels ({width} x {height})")
+    if max_aspect_ratio is not None:
+        check_working_size(height, width, max_aspect_ratio=max_aspect_ratio, name=name)
     if max_pixels is not None and height * width > max_pixels:
         raise ImageTooLargeError(
             f"{name}: {width} x {height} = {height * width} pixels exceeds the limit of {max_pixels}; "
@@ -201,9 +256,9 @@ def _check_pixels(name: str, height: int, width: int, max_pixels: int | None) ->
         )
 
 
-def _load_pil(image: Image.Image, name: str, max_pixels: int | None) -> LoadedImage:
+def _load_pil(image: Image.Image, name: str, limits: _Limits) -> LoadedImage:
     width, height = image.size
-    _check_pixels(name, height, width, max_pixels)
+    _check_pixels(name, height, width, limits)
     conversions: list[str] = []
     # The decoder's raw mode is the only trace of 16-bit RGB(A) samples; read it before anything loads.
     sixteen_bit = any(";16" in str(tile.args) for tile in getattr(image, "tile", ()) or ())
@@ -274,14 +329,14 @@ def _pil_to_array(image: Image.Image, name: str, conversions: list[str]) -> np.n
     return np.asarray(converted)
 
 
-def _load_array(array: np.ndarray, max_pixels: int | None) -> LoadedImage:
+def _load_array(array: np.ndarray, limits: _Limits) -> LoadedImage:
     name = "<array>"
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
         raise UnsupportedImageError(
             f"{name}: expected H x W or H x W x C with C in 1-4 (RGB order), got shape {array.shape}"
         )
     height, width = int(array.shape[0]), int(array.shape[1])
-    _check_pixels(name, height, width, max_pixels)
+    _check_pixels(name, height, width, limits)
     conversions: list[str] = []
     pixels = _array_to_rgb(array, name, conversions)
     return LoadedImage(pixels, (height, width), 1, conversions, None)
@@ -361,8 +416,15 @@ def encode_png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save_png(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
-    """Write ``array`` (as ``encode_png``) to ``path`` atomically: readers never see a half-written file."""
+    """Write ``array`` (as ``encode_png``) to ``path`` atomically (readers never see a half-written file),
+    with the mode the user's umask gives new files."""
     target = Path(path)
     if target.suffix.lower() != ".png":
         raise ValueError(f"{target}: outputs are PNG files; give the path a .png suffix")
@@ -371,6 +433,7 @@ def save_png(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     try:
         with os.fdopen(descriptor, "wb") as stream:
             stream.write(data)
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..checkpoints import LoadedModel
+from ..vision.images import check_working_size
 from ..vision.openpose import (
     BODY_PARTS,
     HandBox,
@@ -115,6 +116,7 @@ class _MultiScaleOpenPose(CompleteModelWrapper[ResultT]):
             groups[_check_image(image).shape].append(index)
         averaged: list[list[np.ndarray]] = [[] for _ in images]
         for (height, width, _), members in groups.items():
+            check_working_size(height, width)
             factors = scale_factors(height, self.scales, self.box_size)
             sums: dict[int, list[np.ndarray]] = {index: [] for index in members}
             for factor in factors:

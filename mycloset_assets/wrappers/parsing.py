@@ -29,6 +29,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 from ..checkpoints import LoadedModel
+from ..vision.images import check_working_size
 from ..vision.parsing import (
     LabelSet,
     ParsingResult,
@@ -265,6 +266,7 @@ class DeepLabSegmenter(_Parser):
         """N x 3 x H x W photos (float, 0..255) -> the network input: shorter side resized as torchvision's
         ``SemanticSegmentation`` preset does (on uint8, antialiased bilinear) when set, then mean/std."""
         if self.resize_shorter_side is not None:
+            check_working_size(*batch.shape[-2:])
             batch = TF.resize(batch.to(torch.uint8), [self.resize_shorter_side], antialias=True).float()
         return self._input(batch)
 

@@ -361,7 +361,7 @@ def test_killed_writes_leave_the_catalogue_consistent(manager, synth_file):
     assert report.orphans == [file_sha256(_lin(synth_file, 1))] and len(report.stale) == 1
     assert "gmm_final.pth" in {p.name for p in Path(report.stale[0]).iterdir()}
 
-    cleaned = manager.verify(clean=True)
+    cleaned = manager.verify(clean=True, force=True)
     assert cleaned.cleaned and manager.store.shas() == {model.sha256} and manager.store.stale_staging() == []
     assert not any(manager.store.staging.iterdir())
     quick = ModelManager(manager.root, lock_timeout_s=5)
@@ -399,7 +399,7 @@ def test_register_killed_at_any_moment_is_all_or_nothing(manager, synth_file):
     registered = [m for m in manager.active() if m.name == "trunk"]
     if registered:
         assert registered[0].sha256 == file_sha256(source) and manager.verify().ok
-    manager.verify(clean=True)
+    manager.verify(clean=True, force=True)
     assert manager.store.shas() == {m.sha256 for m in registered}
     assert manager.store.stale_staging() == []
     if not registered:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mycloset_assets.checkpoints import analyze, reader, zipdir
+from mycloset_assets.checkpoints.bounds import Budget
 from mycloset_assets.checkpoints.errors import CorruptCheckpointError
 from mycloset_assets.checkpoints.pickles import StorageRecord, TensorRecord
 
@@ -34,7 +35,7 @@ def _saved(path: Path, obj: Any = None) -> Path:
 
 def _outcome(read: Any, path: Path) -> tuple[Any, ...]:
     try:
-        header = read(path, path.stat().st_size)
+        header = read(path, path.stat().st_size, Budget(path.stat().st_size))
     except Exception as exc:  # noqa: BLE001 - the outcome compared is whatever the read ends with
         return type(exc), str(exc), getattr(exc, "container", None)
     return header.container, list(header.tensors.items()), header.wrapper, header.metadata, header.storages
@@ -116,10 +117,8 @@ def test_unusual_archives_are_left_to_zipfile(tmp_path, variant):
     outcome = _outcome(reader._read_zip, path)
     assert outcome == _outcome(reader._read_zipfile, path)
     if variant == "duplicate_name":
-        assert outcome[:2] == (
-            CorruptCheckpointError,
-            "storage data/0 holds 4 bytes but the header needs 432",
-        )
+        assert outcome[0] is CorruptCheckpointError
+        assert outcome[1].startswith("the member model/data/0 is listed 2 times: zipfile reads the last copy")
     else:
         assert outcome[1] == list(reader.read_header(source).tensors.items())
 
@@ -201,10 +200,10 @@ def test_the_first_bad_view_is_the_one_named(tmp_path):
     assert report.reason == "tensor b reaches past the end of its storage (8 > 6)"
 
 
-def test_keys_that_are_not_strings_are_named_as_strings(tmp_path):
+def test_tensors_under_keys_that_are_not_strings_are_left_out(tmp_path):
     weights = reader.read_header(_saved(tmp_path / "model.pth", {0: torch.zeros(2), "b": torch.ones(3)})).tensors
-    assert list(weights) == ["0", "b"]
-    assert [t.shape for t in weights.values()] == [(2,), (3,)]
+    assert list(weights) == ["b"]
+    assert [t.shape for t in weights.values()] == [(3,)]
 
 
 def test_collector_is_held_off_during_a_read_and_restored(tmp_path):
