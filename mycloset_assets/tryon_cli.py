@@ -122,6 +122,8 @@ def _staging_folder(folder: Path) -> Path:
 
 def _previous_run(folder: Path) -> bool:
     """Whether ``folder`` is empty or holds only what a try-on run writes (its report.json among them)."""
+    from .engine.outputs import QUALITY_NAME, REPORT_NAME
+
     entries = list(folder.iterdir())
     if not entries:
         return True
