@@ -29,6 +29,7 @@ from ..checkpoints.analysis import Analysis
 from ..checkpoints.convert import file_sha256
 from ..checkpoints.factory import POLICIES, accepts
 from ..checkpoints.manager import ModelManager
+from ..checkpoints.manager_store import IntegrityError
 from ..checkpoints.pipelines import (
     OPTIONAL_ROLES,
     PIPELINES,
@@ -161,13 +162,20 @@ class ModelSet:
 
     @classmethod
     def from_manager(cls, manager: ModelManager | str | os.PathLike[str] | None = None) -> ModelSet:
-        """The active version of every model of the model manager (default store: ``$MYCLOSET_HOME``)."""
+        """The active version of every model of the model manager (default store: ``$MYCLOSET_HOME``). Each
+        stored file is checked against its sha256 first (once per file state): a damaged one is skipped with the
+        reason, so what a run reports is the file it read."""
         if not isinstance(manager, ModelManager):
             manager = ModelManager(manager)
         checkpoints: dict[str, Checkpoint] = {}
         skipped: dict[str, str] = {}
         for model in manager.active():
             shown = str(model.path)
+            try:
+                manager.checked(model)
+            except IntegrityError as exc:
+                skipped[shown] = f"damaged: {exc}"
+                continue
             if model.entry in checkpoints:
                 kept = checkpoints[model.entry].shown
                 skipped[shown] = f"identified: {model.label} is another {model.entry}; {kept} is used"
