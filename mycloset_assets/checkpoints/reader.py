@@ -1,7 +1,8 @@
 """Read a checkpoint's header: tensor names, shapes, dtypes and byte sizes, never the tensor bytes.
 
 Containers: torch zip archives (``data.pkl``), legacy torch files (pre-1.6 pickle stream), safetensors
-(JSON header), TorchScript archives (``data.pkl`` with ``__torch__`` classes, read without resolving them).
+(JSON header), TorchScript archives (``data.pkl`` with ``__torch__`` classes, read without resolving them),
+TensorFlow Lite flatbuffers (``tflite.py``).
 Other content is named (empty, HTML, text, ONNX) and broken containers are reported as corrupt.
 """
 
@@ -75,6 +76,7 @@ class Header:
     storages: dict[str, StorageRecord] = field(default_factory=dict)
     archive: str | None = None
     storage_offsets: dict[str, int] = field(default_factory=dict)
+    tflite: Any = None
 
     @property
     def params(self) -> int:
@@ -104,6 +106,8 @@ def sniff(path: Path) -> str:
         return "empty"
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"\x80\x02\x8a\x0a") and int.from_bytes(head[4:14], "little") == LEGACY_MAGIC:
@@ -206,6 +210,8 @@ def _read_header(path: Path) -> Header:
         return _read_legacy(path, size)
     if kind == "safetensors":
         return _read_safetensors(path, size)
+    if kind == "tflite":
+        return _read_tflite(path, size)
     if kind == "pickle":
         _scan_plain_pickle(path)
         raise _fail(NotACheckpointError, "unknown", "a plain pickle, not a torch checkpoint (no torch file header)")
@@ -534,6 +540,14 @@ def _read_safetensors(path: Path, size: int) -> Header:
     metadata = table.get("__metadata__")
     names = sorted(metadata) if isinstance(metadata, dict) else []
     return Header(path, container, size, tensors, None, names, storages, storage_offsets=offsets)
+
+
+def _read_tflite(path: Path, size: int) -> Header:
+    from .tflite import read_tflite
+
+    tensors, model, operators = read_tflite(path, size)
+    storages = {t.storage.key: t.storage for t in tensors.values()}
+    return Header(path, "tflite", size, tensors, None, operators, storages, tflite=model)
 
 
 def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:
