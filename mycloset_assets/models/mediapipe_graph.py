@@ -26,7 +26,7 @@ _ACTIVATIONS = {
     0: lambda x: x,
     1: F.relu,
     2: lambda x: x.clamp(-1.0, 1.0),
-    3: lambda x: x.clamp(0.0, 6.0),
+    3: F.relu6,
     4: torch.tanh,
 }
 _NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
@@ -68,7 +68,12 @@ def _source_coords(out_size: int, in_size: int, align_corners: bool, half_pixel:
 
 
 def resize_bilinear(x: torch.Tensor, height: int, width: int, align_corners: bool, half_pixel: bool) -> torch.Tensor:
-    """TFLite's RESIZE_BILINEAR on an N×C×H×W tensor (clamped lower/upper source pixels, linear weights)."""
+    """TFLite's RESIZE_BILINEAR on an N×C×H×W tensor (clamped lower/upper source pixels, linear weights).
+
+    Half-pixel sampling without corner alignment is exactly torch's ``align_corners=False`` (and aligned
+    corners torch's ``align_corners=True``), so those run as ``F.interpolate``."""
+    if align_corners or half_pixel:
+        return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=bool(align_corners))
     y0, y1, dy = _source_coords(height, x.shape[2], align_corners, half_pixel, x.device)
     x0, x1, dx = _source_coords(width, x.shape[3], align_corners, half_pixel, x.device)
     dy, dx = dy.to(x.dtype)[:, None], dx.to(x.dtype)[None, :]
