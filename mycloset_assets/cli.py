@@ -18,6 +18,7 @@ from .checkpoints.convert import convert
 from .checkpoints.synth import CONTAINERS, write_checkpoint
 from .demo import run_demo
 from .manager_cli import add_models_commands
+from .mediapipe_cli import add_mediapipe_commands
 from .tryon_cli import add_tryon_command
 
 _COLUMNS = ("path", "verdict", "entry", "family", "confidence", "container", "matched", "total")
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cmd.set_defaults(run=_registry)
     add_models_commands(commands)
     add_tryon_command(commands)
+    add_mediapipe_commands(commands)
 
     demo_cmd = commands.add_parser(
         "demo", help="synthesized zoo + bundled photos in the inbox + the Dagster UI (dagster dev)"

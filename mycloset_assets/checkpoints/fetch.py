@@ -143,7 +143,9 @@ def fetch_mediapipe(
             _write(target, data)
             written.append(target)
         listing = "\n".join(f"  {Path(m).name}  {expected[m]}" for m in found)
-        _write(directory / "NOTICE", NOTICE.format(version=MEDIAPIPE_VERSION, wheel=source.name, files=listing).encode())
+        _write(
+            directory / "NOTICE", NOTICE.format(version=MEDIAPIPE_VERSION, wheel=source.name, files=listing).encode()
+        )
         if licence is not None:
             _write(directory / "LICENSE.mediapipe", licence)
     return written
