@@ -488,7 +488,10 @@ def read_tflite_tensors(path: Path, extra: TFLiteHeader, keys: Iterable[str]) ->
             raise _corrupt(f"tensor {key!r}'s buffer is not a whole number of {tensor.dtype} values")
         values = np.frombuffer(data, dtype=dtype, count=length // np.dtype(dtype).itemsize, offset=start)
         if tensor.sparsity is not None:
-            array = _densify(values, tensor.shape, tensor.sparsity)
+            try:
+                array = _densify(values, tensor.shape, tensor.sparsity)
+            except (IndexError, ValueError) as exc:
+                raise _corrupt(f"sparse tensor {key!r} cannot be expanded: {exc}") from exc
         else:
             array = values.reshape(tensor.shape)
         perm = extra.layouts.get(key)
