@@ -69,7 +69,7 @@ def decode_detections(
     cx, cy = raw[:, 0] + centres[:, 0], raw[:, 1] + centres[:, 1]
     w, h = raw[:, 2], raw[:, 3]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-    keypoints = raw[:, 4:].reshape(len(raw), -1, 2) + centres[:, None, :]
+    keypoints = raw[:, 4:].reshape(len(raw), (regressors.shape[1] - 4) // 2, 2) + centres[:, None, :]
     return Detections(boxes, keypoints, scores[keep])
 
 
