@@ -67,3 +67,21 @@ def test_person_mask_without_models_says_what_to_do(tmp_path: Path, capsys: pyte
     code = main(["person-mask", str(ASTRONAUT), "--checkpoints", str(tmp_path / "zoo"), "-o", str(tmp_path / "o")])
     assert code == 1
     assert "mycloset fetch mediapipe" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_pose_json_with_openpose(synth_file, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same JSON from OpenPose (synthesized weights: the people found are meaningless, the format is not)."""
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "body.pth").symlink_to(synth_file("openpose_body_coco18"))
+    small = tmp_path / "small.png"
+    Image.open(ASTRONAUT).resize((128, 128)).save(small)
+    assert main(["pose", str(small), "--checkpoints", str(zoo), "--json"]) == 0
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["entry"] == "openpose_body_coco18"
+    scores = [person["score"] for person in item["people"]]
+    assert scores == sorted(scores, reverse=True)
+    for person in item["people"]:
+        assert list(person) == ["openpose18", "coco17", "score"]
+        assert np.array(person["openpose18"]).shape == (18, 3) and np.array(person["coco17"]).shape == (17, 3)
