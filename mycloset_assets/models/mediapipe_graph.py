@@ -162,9 +162,16 @@ class TFLiteGraphNet(nn.Module):
     def _convolve(x, weight, bias, options, groups: int) -> torch.Tensor:
         stride = (options["stride_h"], options["stride_w"])
         dilation = (options["dilation_h"], options["dilation_w"])
+        padding: tuple[int, int] | int = 0
         if options["padding"] == SAME:
-            x = _pad_same(x, tuple(weight.shape[2:]), stride, dilation)
-        out = F.conv2d(x, weight, bias, stride, 0, dilation, groups)
+            kernel = tuple(weight.shape[2:])
+            rows = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
+            cols = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
+            if rows[0] == rows[1] and cols[0] == cols[1]:
+                padding = (rows[0], cols[0])
+            else:
+                x = F.pad(x, (*cols, *rows))
+        out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
         return _ACTIVATIONS[options["activation"]](out)
 
     def _convolution2dtransposebias(self, values, inputs, options) -> _Value:
@@ -243,6 +250,8 @@ class TFLiteGraphNet(nn.Module):
     def _prelu(self, values, inputs, options) -> _Value:
         x = values[inputs[0]].torch()
         alpha = self._constant(inputs[1])
+        if alpha.shape[1:].numel() == 1:
+            return _Value(F.prelu(x, alpha.reshape(-1)), True)
         return _Value(torch.where(x >= 0, x, x * alpha), True)
 
     def _pad(self, values, inputs, options) -> _Value:
