@@ -45,9 +45,9 @@ def test_face_detection_equals_the_solution(
 ) -> None:
     found = face_detector(photos[variant])
     assert len(found) == len(solution[f"{variant}/face_scores"]) == 1
-    assert np.abs(found.boxes - solution[f"{variant}/face_boxes"]).max() < 0.5
-    assert np.abs(found.keypoints - solution[f"{variant}/face_keypoints"]).max() < 0.5
-    assert np.abs(found.scores - solution[f"{variant}/face_scores"]).max() < 5e-3
+    assert np.abs(found.boxes - solution[f"{variant}/face_boxes"]).max() < 0.01
+    assert np.abs(found.keypoints - solution[f"{variant}/face_keypoints"]).max() < 0.01
+    assert np.abs(found.scores - solution[f"{variant}/face_scores"]).max() < 1e-5
     assert found.mesh is None
 
 
@@ -58,7 +58,7 @@ def test_selfie_mask_equals_the_solution(
     probability = segmenter(photos[variant])
     reference = solution[f"{variant}/selfie"]
     assert probability.shape == reference.shape == photos[variant].shape[:2]
-    assert _iou(probability > 0.5, reference > 127) >= 0.995
+    assert _iou(probability > 0.5, reference > 127) >= 0.999
     mask = person_mask(probability)
     assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
 
@@ -74,31 +74,31 @@ def test_pose_detection_and_roi_are_the_solutions(
 ) -> None:
     found = pose.detect(photos[variant])
     assert len(found) == 1
-    assert np.abs(found.boxes - solution[f"{variant}/pose_detection_boxes"]).max() < 1.0
-    assert np.abs(found.keypoints - solution[f"{variant}/pose_detection_keypoints"]).max() < 1.5
+    assert np.abs(found.boxes - solution[f"{variant}/pose_detection_boxes"]).max() < 0.01
+    assert np.abs(found.keypoints - solution[f"{variant}/pose_detection_keypoints"]).max() < 0.01
     roi = pose.roi(found)
     cx, cy, width, _, rotation = solution[f"{variant}/pose_roi"]
-    assert abs(roi.cx - cx) < 1.5 and abs(roi.cy - cy) < 1.5 and abs(roi.width - width) / width < 5e-3
-    assert abs(roi.rotation - rotation) < 5e-3
+    assert abs(roi.cx - cx) < 0.01 and abs(roi.cy - cy) < 0.01 and abs(roi.width - width) < 0.02
+    assert abs(roi.rotation - rotation) < 1e-5
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_pose_landmarks_and_mask_match_the_solution(
     variant: str, pose: BlazePoseEstimator, photos: dict, solution: dict
 ) -> None:
-    """Within a pixel or two where the two runtimes agree; a landmark whose heatmap confidence sits at the
-    refinement threshold (0.5) can be refined by one and not the other, hence the 90th percentile bound."""
+    """The same crops give the same landmarks up to float noise, except where a landmark's heatmap
+    confidence sits at the refinement threshold (0.5) and one runtime refines it and the other does not."""
     result = pose.estimate(photos[variant])
     reference = solution[f"{variant}/pose"]
     assert result.landmarks.shape == (1, 33, 4) and result.openpose18.shape == (1, 18, 3)
     visible = reference[:, 3] > 0.5
     distance = np.hypot(*(result.landmarks[0, :, :2] - reference[:, :2]).T)[visible]
-    assert np.median(distance) <= 1.5
-    assert np.percentile(distance, 90) <= 8.0
-    assert np.abs(result.landmarks[0, :, 2] - reference[:, 3]).max() < 0.1
+    assert np.median(distance) <= 0.25
+    assert distance.max() <= 8.0
+    assert np.abs(result.landmarks[0, :, 2] - reference[:, 3]).max() < 0.01
     mask = solution[f"{variant}/pose_segmentation"] > 127
     assert result.segmentation.shape == mask.shape
-    assert _iou(result.segmentation > 0.5, mask) >= 0.99
+    assert _iou(result.segmentation > 0.5, mask) >= 0.998
 
 
 def test_face_mesh_equals_the_solution(mediapipe_models: dict[str, Path], photos: dict, solution: dict) -> None:
@@ -110,7 +110,7 @@ def test_face_mesh_equals_the_solution(mediapipe_models: dict[str, Path], photos
         mesh = detector(photos[variant]).mesh
         assert mesh is not None and mesh.shape == (1, 468, 3)
         distance = np.hypot(*(mesh[0, :, :2] - solution[f"{variant}/face_mesh"][:, :2]).T)
-        assert np.median(distance) < 0.5 and distance.max() < 1.5, variant
+        assert distance.max() < 0.05, variant
 
 
 def test_no_person_gives_empty_results(pose: BlazePoseEstimator) -> None:
