@@ -140,8 +140,7 @@ def _person_mask(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     try:
         found = find_checkpoints(args.checkpoints)
         if "mediapipe_selfie_segmentation" in found:
-            segmenter = SelfieSegmenter(load_model(found["mediapipe_selfie_segmentation"]))
-            probability = segmenter.__call__
+            probability = SelfieSegmenter(load_model(found["mediapipe_selfie_segmentation"]))
         else:
             from .wrappers.mediapipe_pose import BlazePoseEstimator
 

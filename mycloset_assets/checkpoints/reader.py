@@ -545,7 +545,7 @@ def _read_safetensors(path: Path, size: int) -> Header:
 def _read_tflite(path: Path, size: int) -> Header:
     from .tflite import read_tflite
 
-    tensors, model, operators = read_tflite(path, size)
+    tensors, model, operators = read_tflite(path)
     storages = {t.storage.key: t.storage for t in tensors.values()}
     return Header(path, "tflite", size, tensors, None, operators, storages, tflite=model)
 

@@ -390,7 +390,7 @@ def _view(shape: tuple[int, ...], perm: tuple[int, ...] | None) -> tuple[tuple[i
     return tuple(shape[p] for p in perm), tuple(stride[p] for p in perm)
 
 
-def read_tflite(path: Path, size: int) -> tuple[OrderedDict[str, TensorRecord], TFLiteHeader, list[str]]:
+def read_tflite(path: Path) -> tuple[OrderedDict[str, TensorRecord], TFLiteHeader, list[str]]:
     """Constant tensors by name (torch layout views), the parsed model, and the operator summary."""
     with path.open("rb") as handle:
         data = handle.read()

@@ -82,7 +82,9 @@ def test_file_name_never_decides(synth_file):
 
 
 def test_registry_has_one_entry_per_manifest():
-    entries = load_registry()
+    """Every torch-format entry has a manifest; the .tflite entries (MediaPipe's published files, fetched from
+    their wheel) are tested against the real files in tests/mediapipe/."""
+    entries = {k: v for k, v in load_registry().items() if v.published.get("container") != "tflite"}
     assert sorted(entries) == manifest_names()
     for name, entry in entries.items():
         manifest = load_manifest(name)

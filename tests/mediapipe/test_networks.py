@@ -18,6 +18,7 @@ import torch
 
 from mycloset_assets.checkpoints import load_model
 from mycloset_assets.checkpoints.tflite import graph_spec, parse_model
+from mycloset_assets.models.mediapipe_graph import resize_bilinear
 from mycloset_assets.vision.mediapipe import Roi, crop_roi, letterbox_roi, to_tensor_range
 
 from .conftest import BUNDLED
@@ -106,3 +107,13 @@ def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -
         "mediapipe_face_detection_short_range": [(1, 896, 16), (1, 896, 1)],
         "mediapipe_face_landmark": [(1, 1404, 1, 1), (1, 1, 1, 1)],
     }
+
+
+def test_resize_bilinear_follows_tflite_sampling() -> None:
+    row = torch.tensor([0.0, 1.0, 2.0]).reshape(1, 1, 1, 3)
+    legacy = resize_bilinear(row, 1, 6, align_corners=False, half_pixel=False)
+    assert legacy.flatten().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
+    corners = resize_bilinear(row, 1, 5, align_corners=True, half_pixel=False)
+    assert corners.flatten().tolist() == [0.0, 0.5, 1.0, 1.5, 2.0]
+    half = resize_bilinear(row, 1, 6, align_corners=False, half_pixel=True)
+    assert half.flatten().tolist() == pytest.approx([0.0, 0.25, 0.75, 1.25, 1.75, 2.0])
