@@ -12,6 +12,7 @@ sparse weights (TFLite's DENSIFY format) are expanded to dense by ``read_tflite_
 from __future__ import annotations
 
 import math
+import mmap
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -391,10 +392,11 @@ def _view(shape: tuple[int, ...], perm: tuple[int, ...] | None) -> tuple[tuple[i
 
 
 def read_tflite(path: Path) -> tuple[OrderedDict[str, TensorRecord], TFLiteHeader, list[str]]:
-    """Constant tensors by name (torch layout views), the parsed model, and the operator summary."""
-    with path.open("rb") as handle:
-        data = handle.read()
-    model = parse_model(data)
+    """Constant tensors by name (torch layout views), the parsed model, and the operator summary.
+
+    The file is memory-mapped: only the pages of the flatbuffer's tables are read, not the weights."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        model = parse_model(data)  # type: ignore[arg-type]
     layouts = weight_layouts(model)
     tensors: OrderedDict[str, TensorRecord] = OrderedDict()
     extra = TFLiteHeader(model)
