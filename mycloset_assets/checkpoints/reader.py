@@ -28,6 +28,7 @@ import torch
 
 from .errors import CorruptCheckpointError, NotACheckpointError, UnsafePickleError
 from .pickles import ScriptObjectRecord, StorageRecord, TensorRecord, read_pickle
+from .tflite import read_tflite
 from .zipdir import NotPlainZip, PlainZip, ZipMembers, read_at
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -543,8 +544,6 @@ def _read_safetensors(path: Path, size: int) -> Header:
 
 
 def _read_tflite(path: Path, size: int) -> Header:
-    from .tflite import read_tflite
-
     tensors, model, operators = read_tflite(path)
     storages = {t.storage.key: t.storage for t in tensors.values()}
     return Header(path, "tflite", size, tensors, None, operators, storages, tflite=model)
