@@ -170,43 +170,32 @@ def crop_roi(image: np.ndarray, roi: Roi, size: int, border: str = "replicate") 
     graph's border mode (``zero`` for the detectors' letterbox, ``replicate`` for landmark crops).
 
     The sampling is OpenCV 4's, which MediaPipe's wheels link: source positions rounded to 1/32 pixel and
-    15-bit fixed-point weights. OpenCV 5 interpolates differently (up to 3 grey levels here), which moves the
-    pose detector's keypoints by a fraction of a pixel, so the sampling is done here rather than by cv2."""
+    15-bit fixed-point weights. OpenCV 5's ``warpPerspective`` interpolates differently (up to 3 grey levels
+    here), which moves the pose detector's keypoints by a fraction of a pixel, so the positions are computed
+    here and sampled with ``cv2.remap``'s fixed-point path, which both versions share."""
     corners = cv2.boxPoints(((roi.cx, roi.cy), (roi.width, roi.height), math.degrees(roi.rotation)))
     target = np.array([[0, size], [0, 0], [size, 0], [size, size]], dtype=np.float32)
-    matrix = np.linalg.inv(cv2.getPerspectiveTransform(corners.astype(np.float32), target))
-    return _warp_bilinear_fixed(image, matrix, size, border == "zero")
+    inverse = np.linalg.inv(cv2.getPerspectiveTransform(corners.astype(np.float32), target))
+    positions, fractions = _fixed_point_positions(inverse, size)
+    mode = cv2.BORDER_CONSTANT if border == "zero" else cv2.BORDER_REPLICATE
+    return cv2.remap(image, positions, fractions, cv2.INTER_LINEAR, borderMode=mode)
 
 
 _TAB = 32
 
 
-def _warp_bilinear_fixed(image: np.ndarray, inverse: np.ndarray, size: int, zero_border: bool) -> np.ndarray:
-    """OpenCV 4's ``warpPerspective`` (INTER_LINEAR) of a uint8 H×W×C image, ``inverse`` mapping output
-    pixels to source pixels."""
+def _fixed_point_positions(inverse: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV 4 ``warpPerspective``'s source positions of a size×size output: integer pixels (int16 x, y)
+    and the 1/32-pixel fractions as its interpolation-table index (``fy * 32 + fx``)."""
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
     w = inverse[2, 0] * xs + inverse[2, 1] * ys + inverse[2, 2]
     w = np.where(w != 0, _TAB / np.where(w != 0, w, 1), 0.0)
-    fx = np.clip((inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * w, -(2.0**31), 2.0**31 - 1)
-    fy = np.clip((inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * w, -(2.0**31), 2.0**31 - 1)
-    qx, qy = np.rint(fx).astype(np.int64), np.rint(fy).astype(np.int64)
-    x0, y0, ax, ay = qx >> 5, qy >> 5, qx & (_TAB - 1), qy & (_TAB - 1)
-    height, width = image.shape[:2]
-    total = np.zeros((size, size, image.shape[2]), dtype=np.int64)
-    inside_any = np.zeros((size, size), dtype=bool)
-    for dy, wy in ((0, _TAB - ay), (1, ay)):
-        for dx, wx in ((0, _TAB - ax), (1, ax)):
-            col, row = x0 + dx, y0 + dy
-            inside = (col >= 0) & (col < width) & (row >= 0) & (row < height)
-            inside_any |= inside
-            pixels = image[np.clip(row, 0, height - 1), np.clip(col, 0, width - 1)].astype(np.int64)
-            if zero_border:
-                pixels = np.where(inside[..., None], pixels, 0)
-            total += pixels * (wy * wx * _TAB)[..., None]
-    out = np.clip((total + (1 << 14)) >> 15, 0, 255).astype(np.uint8)
-    if zero_border:
-        out[~inside_any] = 0
-    return out
+    limit = (-(2.0**31), 2.0**31 - 1)
+    qx = np.rint(np.clip((inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * w, *limit)).astype(np.int64)
+    qy = np.rint(np.clip((inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * w, *limit)).astype(np.int64)
+    positions = np.stack([qx >> 5, qy >> 5], axis=-1).clip(-32768, 32767).astype(np.int16)
+    fractions = ((qy & (_TAB - 1)) * _TAB + (qx & (_TAB - 1))).astype(np.uint16)
+    return positions, fractions
 
 
 def to_tensor_range(crop: np.ndarray, low: float, high: float) -> np.ndarray:

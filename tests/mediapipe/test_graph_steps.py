@@ -151,3 +151,9 @@ def test_openpose18_neck_is_the_shoulder_midpoint() -> None:
     assert body[0, 2].tolist() == pytest.approx([60, 70, 0.6]) and body[0, 5].tolist() == pytest.approx([100, 50, 0.8])
     coco = blazepose_to_coco17(landmarks)
     assert coco.shape == (1, 17, 3) and coco[0, 5].tolist() == pytest.approx([100, 50, 0.8])
+
+
+def test_crop_samples_like_opencv4(photos: dict[str, np.ndarray], solution: dict[str, np.ndarray]) -> None:
+    """MediaPipe's crop is OpenCV 4's warpPerspective; the recorded one is reproduced exactly."""
+    crop = crop_roi(photos["astronaut"], letterbox_roi(512, 512), 224, "zero")
+    assert np.array_equal(crop, solution["letterbox224_opencv4"])
