@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .demo_cli import add_demo_command
 from .manager_cli import add_models_commands
+from .mediapipe_cli import add_mediapipe_commands
 from .tryon_cli import add_tryon_command
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ COMMAND_MODULES: tuple[Callable[[argparse._SubParsersAction], object], ...] = (
     add_models_commands,
     add_tryon_command,
     add_demo_command,
+    add_mediapipe_commands,
 )
 """Every module that adds sub-commands: ``add_*(subparsers)`` builds parsers only, and its handlers import what they
 need (torch, Dagster) when they run, so that ``mycloset --help`` and ``mycloset CMD --help`` stay fast."""

@@ -1,7 +1,8 @@
 """Read a checkpoint's header: tensor names, shapes, dtypes and byte sizes, never the tensor bytes.
 
 Containers: torch zip archives (``data.pkl``), legacy torch files (pre-1.6 pickle stream), safetensors
-(JSON header), TorchScript archives (``data.pkl`` with ``__torch__`` classes, read without resolving them).
+(JSON header), TorchScript archives (``data.pkl`` with ``__torch__`` classes, read without resolving them),
+TensorFlow Lite flatbuffers (``tflite.py``).
 Other content is named (empty, HTML, text, ONNX) and broken containers are reported as corrupt.
 """
 
@@ -31,6 +32,7 @@ from .errors import CorruptCheckpointError, NotACheckpointError, UnsafePickleErr
 from .pickle_scan import PickleTruncatedError
 from .pickles import ScriptObjectRecord, StorageRecord, TensorRecord, read_pickle
 from .safetensors_header import parse_safetensors_header
+from .tflite import read_tflite
 from .zipdir import NotPlainZip, PlainZip, ZipMembers, read_at, strict_zipfile_members
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -67,6 +69,7 @@ class Header:
     archive: str | None = None
     storage_offsets: dict[str, int] = field(default_factory=dict)
     wrapper_keys: tuple[Any, ...] = ()
+    tflite: Any = None
 
     @property
     def params(self) -> int:
@@ -99,6 +102,8 @@ def sniff(path: Path) -> str:
         return "empty"
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"\x80\x02\x8a\x0a") and int.from_bytes(head[4:14], "little") == LEGACY_MAGIC:
@@ -203,6 +208,8 @@ def _read_header(path: Path, bounds: AnalysisBounds = DEFAULT_BOUNDS) -> Header:
         return _read_legacy(path, size, budget)
     if kind == "safetensors":
         return _read_safetensors(path, size, budget)
+    if kind == "tflite":
+        return _read_tflite(path, size)
     if kind == "pickle":
         _scan_plain_pickle(path, budget)
         raise _fail(NotACheckpointError, "unknown", "a plain pickle, not a torch checkpoint (no torch file header)")
@@ -638,6 +645,12 @@ def _check_safetensors_library(path: Path, container: str) -> None:
             handle.keys()
     except Exception as exc:  # noqa: BLE001 - any refusal of the library is the verdict
         raise _fail(CorruptCheckpointError, container, f"the safetensors library refuses the header ({exc})") from exc
+
+
+def _read_tflite(path: Path, size: int) -> Header:
+    tensors, model, operators = read_tflite(path)
+    storages = {t.storage.key: t.storage for t in tensors.values()}
+    return Header(path, "tflite", size, tensors, None, operators, storages, tflite=model)
 
 
 def _contiguous_stride(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ from safetensors import safe_open
 
 from .errors import CorruptCheckpointError
 from .reader import Header
+from .tflite import read_tflite_tensors
 
 
 def _unwrap(obj: Any, keys: tuple[Any, ...]) -> Mapping[str, Any]:
@@ -32,6 +33,8 @@ def read_tensors(header: Header, keys: Iterable[str]) -> dict[str, torch.Tensor]
         if header.container == "safetensors":
             with safe_open(str(header.path), framework="pt", device="cpu") as handle:
                 return {key: handle.get_tensor(key) for key in wanted}
+        if header.container == "tflite":
+            return read_tflite_tensors(header.path, header.tflite, wanted)
         if header.container == "torchscript":
             return _read_script_tensors(header, wanted)
         mmap = header.container == "torch_zip"
