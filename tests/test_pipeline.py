@@ -180,7 +180,9 @@ def test_models_follow_the_model_managers_active_versions(tmp_path, synth_file):
     kwargs = {"keypoints": keypoints, "parsing": parsing, "models": manager, "options": FAST, "cache": cache}
     first = run_virtual_try_on(person, DEMO / "tshirt.png", **kwargs)
     gmm = manager.get("cpvton_gmm")
-    assert first.models["gmm"] == ModelInfo("cpvton_gmm", gmm.sha256, str(gmm.path)) and first.skipped == {}
+    assert first.models["gmm"] == ModelInfo("cpvton_gmm", gmm.sha256, str(gmm.path), first.models["gmm"].provenance)
+    assert first.models["gmm"].provenance.startswith("synthesized by this project (synth.py's rule, seed 0)")
+    assert first.skipped == {}
     manager.update("cpvton_gmm", synth_file("cpvton_gmm", 1))
     updated = run_virtual_try_on(person, DEMO / "tshirt.png", **kwargs)
     assert updated.models["gmm"].sha256 == manager.get("cpvton_gmm").sha256 != gmm.sha256

@@ -90,7 +90,10 @@ def test_try_on_writes_the_result_the_intermediates_and_the_report(first_run, zo
     }  # fmt: skip
     assert report["models"]["parsing"]["path"] == str(zoo / "b" / "weights (1).bin")
     assert all(
-        len(model["sha256"]) == 64 and set(model) == {"entry", "sha256", "path"} for model in report["models"].values()
+        len(model["sha256"]) == 64
+        and set(model) == {"entry", "sha256", "path", "provenance"}
+        and model["provenance"].startswith("synthesized by this project")
+        for model in report["models"].values()
     )
     assert set(report["skipped"]) == {str(zoo / "openpose.pth"), str(zoo / "tom_final.pth")}
     assert report["skipped"][str(zoo / "openpose.pth")].startswith("impostor: torchvision resnet18 ImageNet classifier")

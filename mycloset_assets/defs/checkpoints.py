@@ -175,12 +175,13 @@ def scan_for_runs(
 
 
 @dg.sensor(
-    asset_selection=[checkpoint_analysis, canonical_checkpoint],
+    asset_selection=[checkpoint_analysis],
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches the model factory's checkpoint folder: registers a partition per new file and requests "
-    "its analysis and canonical copy when that content has none yet (run_key = file and sha256; at most "
-    f"{MAX_FILES_PER_TICK} per tick).",
+    "its analysis when that content has none yet (run_key = file and sha256; at most "
+    f"{MAX_FILES_PER_TICK} per tick). Canonical safetensors copies are made only when asked for "
+    "(materialise canonical_checkpoint): they would double the weights on disk.",
 )
 def checkpoint_folder_sensor(
     context: dg.SensorEvaluationContext, model_factory: ModelFactoryResource

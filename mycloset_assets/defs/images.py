@@ -8,8 +8,8 @@ The conventions: a step covers one partition (a sensor's run) or many (a single-
 ``BackfillPolicy.single_run()``, so each model is loaded once per batch). :func:`partition_values` turns an
 input into a dict by partition key either way, and :func:`partition_output` hands the IO manager what it
 expects back. Each partition's materialisation gets its own metadata (:func:`add_partition_metadata`):
-the figures of that image, the path of its stored file and a small PNG preview the UI shows
-(:func:`preview`, a Markdown image with the PNG inline).
+the figures of that image, the path of its stored file and one PNG preview the UI shows, 512 to 1024 pixels on
+its longer side (:func:`preview`, a Markdown image with the PNG inline).
 """
 
 import base64
@@ -17,12 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import cv2
 import dagster as dg
 import numpy as np
 
 from ..checkpoints.convert import file_sha256
 from ..monitoring import Monitor
+from ..vision.drawing import preview_image
 from ..vision.images import ImageError, LoadedImage, encode_png, load_image
 from .image_checks import (
     PhotoCheckConfig,
@@ -32,11 +32,12 @@ from .image_checks import (
     plausible_result,
     runtime_result,
 )
-from .io_managers import OpenFormatStorage, format_of
+from .io_managers import OpenFormatStorage, format_of, write_value
 from .partitions import IMAGE_PARTITIONS, ImageKind, InboxImageNotFoundError, InboxResource
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-PREVIEW_SIDE = 192
+PREVIEW_MIN_SIDE = 512
+PREVIEW_MAX_SIDE = 1024
 PHOTOS_GROUP = "photos"
 TRYON_GROUP = "tryon"
 GPU_POOL = "gpu"
@@ -65,19 +66,11 @@ def partition_output(context: dg.AssetExecutionContext, values: Mapping[str, Any
     return values[context.partition_key] if context.has_partition_key else dict(values)
 
 
-def thumbnail(image: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
-    """``image`` shrunk (area interpolation) so that its longer side is at most ``side`` pixels."""
-    height, width = image.shape[:2]
-    if max(height, width) <= side:
-        return image
-    factor = side / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def preview(image: np.ndarray, title: str) -> dg.MarkdownMetadataValue:
-    """A thumbnail of ``image`` as a Markdown image with the PNG inline (the UI shows it with the metadata)."""
-    data = base64.b64encode(encode_png(thumbnail(image))).decode("ascii")
+    """``image`` as a Markdown image with the PNG inline (the UI shows it with the metadata), large enough to judge:
+    its longer side brought within 512..1024 pixels (small pictures enlarged by pixel repetition)."""
+    picture = preview_image(image, min_long_side=PREVIEW_MIN_SIDE, max_long_side=PREVIEW_MAX_SIDE)
+    data = base64.b64encode(encode_png(picture)).decode("ascii")
     return dg.MetadataValue.md(f"![{title}](data:image/png;base64,{data})")
 
 
@@ -87,6 +80,17 @@ def stored_path(storage: dg.IOManager, asset_key: dg.AssetKey, partition: str, v
         return None
     stem = storage.stem(asset_key, partition)
     return str(stem.with_name(f"{stem.name}.{format_of(value)}"))
+
+
+def store_beside(
+    storage: dg.IOManager, asset_key: dg.AssetKey, partition: str, suffix: str, image: np.ndarray
+) -> str | None:
+    """Write ``image`` as a PNG beside a partition's stored value (``<partition>.<suffix>.png``), for a person
+    to open; its path, or None under another IO manager."""
+    if not isinstance(storage, OpenFormatStorage):
+        return None
+    stem = storage.stem(asset_key, partition)
+    return str(write_value(image, stem.with_name(f"{stem.name}.{suffix}")))
 
 
 def add_partition_metadata(

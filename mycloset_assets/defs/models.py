@@ -23,7 +23,7 @@ import dagster as dg
 from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, missing_companions, required_companions
 from ..engine.models import Checkpoint, ModelSet
 from ..monitoring import Monitor
-from .checkpoints import canonical_checkpoint, checkpoint_analysis
+from .checkpoints import checkpoint_analysis
 from .checks import (
     ModelCheckConfig,
     card_metadata,
@@ -144,7 +144,7 @@ def _model_asset(slot: str) -> dg.AssetsDefinition:
         group_name="models",
         kinds={"pytorch"},
         pool="gpu",
-        deps=[checkpoint_analysis, canonical_checkpoint],
+        deps=[checkpoint_analysis],
         check_specs=model_check_specs(name),
         output_required=False,
         dagster_type=MODEL_CARD,

@@ -15,14 +15,17 @@ whose description begins "not computed" and names the reason.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from ..engine.models import Checkpoint, provenance
 from ..engine.quality import METRICS, QualityFigures, QualityInputs, measure_quality, quality_picture
 from ..engine.quality import quality_report as report_of
+from ..engine.result import ModelInfo
 from ..monitoring import Monitor
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from .image_checks import LOAD_STEP, RuntimeCheckConfig, StepFigures, runtime_result
@@ -145,9 +148,11 @@ def figure_check(
 
 
 def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
-    return {
-        role: {"entry": card["entry"], "sha256": card["sha256"], "path": card["file"]} for role, card in cards.items()
-    }
+    weights = {}
+    for role, card in cards.items():
+        checkpoint = Checkpoint(card["entry"], Path(card["path"]), card["file"], card["sha256"])
+        weights[role] = ModelInfo(card["entry"], card["sha256"], card["file"], provenance(checkpoint)).to_dict()
+    return weights
 
 
 @dg.asset(

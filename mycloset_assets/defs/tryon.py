@@ -43,7 +43,7 @@ from ..engine.stages import (
 )
 from ..monitoring import Monitor
 from ..vision.compositing import to_uint8_image
-from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_parsing, draw_warp, side_by_side
+from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_warp, parsing_picture, side_by_side
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import (
     CpVtonGmm,
@@ -87,6 +87,7 @@ from .images import (
     partition_values,
     person_image,
     preview,
+    store_beside,
 )
 from .io_managers import OpenFormatStorage, read_value
 from .options import option
@@ -261,7 +262,8 @@ def human_parsing(
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
     """Human parsing of each person photo: a PNG of label ids at the photo's size (LIP-20 for SCHP, CIHP-20 for
-    Graphonomy; the names are in the metadata)."""
+    Graphonomy; the names are in the metadata; a viewer shows the ids as near-black), and beside it
+    ``<partition>.colour.png``, the classes in colour with a legend (also the preview)."""
     photos = partition_values(context, person_image)
     entry = get_entry(parsing_model["entry"])
     options = model_factory.options(config)
@@ -277,11 +279,14 @@ def human_parsing(
     for key, label_map in labels.items():
         counts = np.bincount(label_map.ravel(), minlength=len(names))
         present = {names[i]: round(int(count) / label_map.size, 4) for i, count in enumerate(counts) if count}
+        picture = parsing_picture(label_map, names)
+        colour = store_beside(io_manager, context.asset_key, key, "colour", picture)
         metadata[key] = {
             "label_names": ", ".join(names),
             "person_fraction": round(float(np.mean(label_map > 0)), 4),
             "classes": dg.MetadataValue.json(present),
-            "preview": preview(draw_parsing(photos[key], label_map, names), "parsing"),
+            "preview": preview(picture, "parsing"),
+            **({"colour_path": dg.MetadataValue.path(colour)} if colour else {}),
         }
     add_partition_metadata(context, io_manager, labels, metadata)
     figures = StepFigures.of(monitor, len(photos), parsing_model)

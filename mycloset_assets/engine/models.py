@@ -14,6 +14,7 @@ nothing. Loading verifies zip CRCs (``load_model``).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -40,6 +41,7 @@ from ..checkpoints.pipelines import (
     pipeline_status,
     required_companions,
 )
+from ..checkpoints.provenance import weights_provenance
 from .errors import MissingModelsError
 
 W = TypeVar("W")
@@ -96,6 +98,17 @@ def checkpoint_files(folder: str | os.PathLike[str]) -> dict[str, Path]:
         if not is_hidden(relative) and path.is_file():
             found[relative.as_posix()] = path
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _provenance_words(path: str, entry: str, sha256: str) -> str:
+    return weights_provenance(path, entry, sha256).words
+
+
+def provenance(checkpoint: Checkpoint) -> str:
+    """In words: whether ``checkpoint``'s file is a published one, synthesized by this project, or unknown
+    (remembered per file content for this process)."""
+    return _provenance_words(str(checkpoint.path), checkpoint.entry, checkpoint.sha256)
 
 
 @dataclass(frozen=True)

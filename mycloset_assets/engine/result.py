@@ -14,15 +14,17 @@ from .stages import EXTRA_PREFIX, TRYON_ARRAYS
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The checkpoint that filled a role: registry entry, file sha256, path as found (or as stored)."""
+    """The checkpoint that filled a role: registry entry, file sha256, path as found (or as stored), and in words
+    whether the file is a published one, synthesized by this project or unknown (``checkpoints.provenance``)."""
 
     entry: str
     sha256: str
     path: str
+    provenance: str = ""
 
     def to_dict(self) -> dict[str, str]:
-        """``{entry, sha256, path}`` as report.json lists a model."""
-        return {"entry": self.entry, "sha256": self.sha256, "path": self.path}
+        """``{entry, sha256, path, provenance}`` as report.json lists a model."""
+        return {"entry": self.entry, "sha256": self.sha256, "path": self.path, "provenance": self.provenance}
 
 
 @dataclass(eq=False)

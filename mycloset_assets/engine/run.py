@@ -25,7 +25,7 @@ from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import CpVtonGmm, CpVtonTom, TryOnInput, VitonHdAlias, VitonHdGmm, VitonHdSeg
 from . import optional_steps
 from .context import CACHE_VERSION, Arrays, Item, Photo, RunContext, count
-from .models import Checkpoint, ModelPool, ModelsArgument, default_pool, model_set
+from .models import Checkpoint, ModelPool, ModelsArgument, default_pool, model_set, provenance
 from .options import TryOnOptions
 from .quality import quality_report
 from .result import ModelInfo, TryOnResult
@@ -336,7 +336,7 @@ def run_virtual_try_on_batch(
         run.models = model_set(models)
         chosen_pipeline, run.chosen = run.models.select(pipeline, given)
         run.chosen.update(run.models.optional(optional_steps.wanted_roles(run.options)))
-        infos = {role: ModelInfo(c.entry, c.sha256, c.shown) for role, c in run.chosen.items()}
+        infos = {role: ModelInfo(c.entry, c.sha256, c.shown, provenance(c)) for role, c in run.chosen.items()}
     _pose(run, items)
     _parsing(run, items)
     _garment_masks(run, items)

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from mycloset_assets.defs.image_checks import PLAUSIBLE_CHECK, RUNTIME_CHECK
-from mycloset_assets.defs.images import PREVIEW_SIDE, garment_image, person_image, preview, thumbnail
+from mycloset_assets.defs.images import garment_image, person_image, preview
 from mycloset_assets.defs.io_managers import OpenFormatIOManager
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key
 from mycloset_assets.vision.drawing import side_by_side
@@ -137,10 +137,10 @@ def test_a_small_photo_warns_and_a_missing_file_fails_with_the_reason(photos):
     assert "no file in" in failure.step_failure_data.error.message
 
 
-def test_previews_are_small_pngs_side_by_side():
+def test_previews_are_pngs_large_enough_to_judge():
     image = np.zeros((400, 300, 3), dtype=np.uint8)
-    assert thumbnail(image).shape == (PREVIEW_SIDE, 144, 3)
-    assert thumbnail(image[:20, :10]).shape == (20, 10, 3)
+    assert decode_preview(preview(image, "black")).shape == (800, 600, 3), "enlarged twice, pixel for pixel"
+    assert decode_preview(preview(image[:64, :48], "small")).shape == (512, 384, 3)
+    assert decode_preview(preview(np.zeros((3000, 1000, 3), dtype=np.uint8), "large")).shape == (1024, 341, 3)
     joined = side_by_side(image[:100, :50], image[:50, :50])
     assert joined.shape == (100, 50 + 4 + 100, 3)
-    assert decode_preview(preview(image, "black")).shape == (PREVIEW_SIDE, 144, 3)

@@ -79,7 +79,7 @@ def test_every_role_has_an_asset_downstream_of_the_checkpoint_files():
     graph = dg.Definitions(assets=ALL_ASSETS, resources=resources).resolve_asset_graph()
     for role in SLOTS:
         node = graph.get(dg.AssetKey(asset_name(role)))
-        assert node.parent_keys == {dg.AssetKey("checkpoint_analysis"), dg.AssetKey("canonical_checkpoint")}
+        assert node.parent_keys == {dg.AssetKey("checkpoint_analysis")}
         assert {key.name for key in node.check_keys} == {KEY_MATCH_CHECK, LOAD_COST_CHECK}
         assert MODEL_ASSETS[role].op.pool == "gpu"
 

@@ -120,6 +120,16 @@ def test_corrupt_and_foreign_files_are_skipped_with_the_reason_and_left_alone(in
     assert snapshot(folder) == {**before, "ann.png": good.read_bytes()}
 
 
+def test_a_photo_no_network_can_use_is_skipped_with_the_rule_and_not_processed(instance, inbox):
+    folder = inbox.folder("person")
+    save_png(np.zeros((10, 20000, 3), dtype=np.uint8), folder / "strip.png")
+    skipped = tick(person_inbox_sensor, instance, inbox, None)
+    message = skipped.skip_reason.skip_message
+    assert skipped.run_requests == [] and "1 unreadable files skipped" in message
+    assert "strip.png: " in message and "20000 x 10 pixels is 2000.0 times longer than wide" in message
+    assert instance.get_dynamic_partitions("person_images") == []
+
+
 def test_a_repaired_file_is_looked_at_again(instance, inbox):
     folder = inbox.folder("person")
     (folder / "ann.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")

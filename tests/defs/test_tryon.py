@@ -250,6 +250,9 @@ def test_every_asset_has_its_file_in_its_open_format(graph):
     for key in graph.persons:
         for asset in ("person_image", "pose", "human_parsing", "person_representation", "clothing_mask"):
             assert stored(graph, asset, key).is_file()
+        labels = np.array(Image.open(stored(graph, "human_parsing", key)))
+        colour = np.array(Image.open(graph.store / "human_parsing" / f"{key}.colour.png"))
+        assert labels.ndim == 2 and colour.ndim == 3 and colour.shape[0] >= 512, "ids, and beside them colours"
     for asset in ("garment_image", "garment_mask", "refined_garment_mask"):
         assert stored(graph, asset, graph.garment).is_file()
     for key in [*graph.pairs, graph.hd_pair]:
@@ -310,7 +313,7 @@ def test_a_pair_depends_on_its_own_two_photos_and_the_checkpoint_files(graph):
                 todo.append(parent)
     names = {key.to_user_string() for key in seen}
     assert names >= {"person_image", "garment_image", "pose", "human_parsing", "garment_mask", "refined_garment_mask"}
-    assert names >= {f"{slot}_model" for slot in SLOTS[:8]} | {"checkpoint_analysis", "canonical_checkpoint"}
+    assert names >= {f"{slot}_model" for slot in SLOTS[:8]} | {"checkpoint_analysis"}
     for asset in (warped_garment, vitonhd_result, quality_report, restored_result):
         for dep in asset.specs_by_key[asset.key].deps:
             if dep.asset_key.to_user_string() in ("person_image", "pose", "human_parsing", "clothing_mask"):

@@ -142,6 +142,7 @@ def test_the_quality_report_lists_every_figure_with_its_meaning_and_the_weights(
     assert weights["clip"]["published_sha256"].startswith("40d36571") and weights["clip"]["matches_published"] is False
     assert weights["face_restoration"]["published_sha256"] is None
     assert weights["face_restoration"]["matches_published"] is None
+    assert all(weight["provenance"].startswith("synthesized by this project") for weight in weights.values())
     assert "synthesized demo weights" in report["caution"]
     assert [step["name"] for step in report["steps"]][-1] == "quality"
     assert report["optional_steps"]["face_restoration"]["ran"] is True
