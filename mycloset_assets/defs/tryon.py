@@ -56,6 +56,7 @@ from ..wrappers.tryon import (
     VitonHdSeg,
     cpvton_person,
 )
+from .checks import card_problems
 from .image_checks import (
     LOAD_STEP,
     GarmentMaskCheckConfig,
@@ -554,9 +555,6 @@ def tryon_result(
     return _result(context, images, figures, _model_checks(figures, config, tryon_findings(images, sizes, config)))
 
 
-VITONHD_CARDS = ("vitonhd_seg_model", "vitonhd_gmm_model", "vitonhd_alias_model")
-
-
 @dg.asset(
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
@@ -567,7 +565,9 @@ VITONHD_CARDS = ("vitonhd_seg_model", "vitonhd_gmm_model", "vitonhd_alias_model"
     dagster_type=STORED,
     check_specs=check_specs(
         "vitonhd_result",
-        "The result is RGB uint8 at the person photo's size (ERROR otherwise) and not blank (WARN otherwise).",
+        "The result is RGB uint8 at the person photo's size (ERROR otherwise) and not blank (WARN otherwise); "
+        "key_match names the first of the three networks that is not cleanly matched (the ALIAS generator's "
+        "card when all are).",
         model=True,
     ),
 )
@@ -614,7 +614,9 @@ def vitonhd_result(
             ),
         }
     add_partition_metadata(context, io_manager, images, metadata)
-    figures = StepFigures.of(monitor, len(images), vitonhd_alias_model)
+    cards = (vitonhd_seg_model, vitonhd_gmm_model, vitonhd_alias_model)
+    checked = next((card for card in cards if card_problems(card)), vitonhd_alias_model)
+    figures = StepFigures.of(monitor, len(images), checked)
     sizes = {key: item.person.shape[:2] for key, item in inputs.items()}
     return _result(context, images, figures, _model_checks(figures, config, tryon_findings(images, sizes, config)))
 
