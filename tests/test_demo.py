@@ -126,7 +126,8 @@ def test_run_group_stops_the_whole_tree_on_sigterm_and_says_so(tmp_path, capsys)
     log = tmp_path / "demo.log"
     timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
     seen: list[set[int]] = []
-    watcher = threading.Timer(1.5, lambda: seen.append(_descendants(os.getpid())))
+    others = _descendants(os.getpid())  # what this test session runs already (a webserver, a daemon)
+    watcher = threading.Timer(1.5, lambda: seen.append(_descendants(os.getpid()) - others))
     before = signal.getsignal(signal.SIGTERM)
     timer.start()
     watcher.start()

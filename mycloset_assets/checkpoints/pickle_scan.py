@@ -122,6 +122,9 @@ _LONG_BINPUT, _BINGET, _BININT1 = pickle.LONG_BINPUT[0], pickle.BINGET[0], pickl
 _TABLE = _table()
 _LENGTH_BYTES = {_LEN1: 1, _LEN4: 4, _LEN4U: 4, _LEN8: 8}
 _TIME_CHECK_BYTES = 1 << 20
+_LONGEST_FIXED_ARGUMENT = 9
+"""An opcode and its longest fixed-size argument (FRAME, BINFLOAT: 8 bytes): an access failing this close to the
+end of the data is the data's end, not a malformed stream."""
 
 
 def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
@@ -248,7 +251,7 @@ def scan_pickle(data: bytes, budget: Budget, start: int = 0) -> int:
                 budget.check_time()
                 next_check = pos + _TIME_CHECK_BYTES
     except (IndexError, KeyError) as exc:
-        if pos >= end:
+        if pos + _LONGEST_FIXED_ARGUMENT >= end:
             raise PickleTruncatedError("the pickle ends without its STOP opcode") from exc
         raise pickle.UnpicklingError("the pickle's opcodes do not fit its stack or memo") from exc
     if pos > end:

@@ -230,3 +230,18 @@ def test_collector_is_held_off_during_a_read_and_restored(tmp_path):
     finally:
         gc.enable()
         gc.callbacks.remove(record)
+
+
+def test_every_cut_through_a_pickle_reads_as_truncated_so_the_window_grows():
+    """The legacy reader reads pickles in growing windows: a window ending anywhere inside an opcode (a BINGET's
+    index byte, a BINFLOAT's 8 bytes) must read as truncated, never as a malformed stream."""
+    from mycloset_assets.checkpoints.bounds import DEFAULT_BOUNDS
+    from mycloset_assets.checkpoints.pickle_scan import PickleTruncatedError, scan_pickle
+
+    shared = [1.5, "meta"]
+    value = OrderedDict(a=shared, b=shared, c=(2.25, 3 * 10**9, b"\x00" * 40), d={"k": [shared] * 3})
+    data = pickle.dumps(value, protocol=2)
+    assert scan_pickle(data, Budget(len(data), DEFAULT_BOUNDS)) == len(data)
+    for cut in range(1, len(data)):
+        with pytest.raises(PickleTruncatedError):
+            scan_pickle(data[:cut], Budget(len(data), DEFAULT_BOUNDS))

@@ -89,7 +89,7 @@ def test_a_batch_of_photos_is_decoded_once_and_stored_as_png(photos):
         pixels = np.array(Image.open(stored))
         assert np.array_equal(pixels, load_image(source).pixels)
         assert (metadata["width"].value, metadata["height"].value) == (48, 64)
-        assert decode_preview(metadata["preview"]).shape == (64, 48, 3)
+        assert decode_preview(metadata["preview"]).shape == (512, 384, 3), "enlarged 8 times, pixel for pixel"
         assert metadata["items"].value == 2
     rotated = materialisations[photos.persons[0]].metadata
     assert rotated["file"].value == "Bob Side.jpg" and rotated["orientation"].value == 6
