@@ -39,8 +39,6 @@ SINGLE_RUN = dg.BackfillPolicy.single_run()
 PREVIEW_SIDE = 192
 PHOTOS_GROUP = "photos"
 TRYON_GROUP = "tryon"
-GPU_POOL = "gpu"
-"""The pool of the steps that run a network (one slot: one network step at a time on the device)."""
 
 
 def _is_value(_: Any, value: Any) -> bool:

@@ -56,6 +56,7 @@ from ..wrappers.tryon import (
     VitonHdSeg,
     cpvton_person,
 )
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     GarmentMaskCheckConfig,
@@ -77,7 +78,6 @@ from .image_checks import (
     warp_findings,
 )
 from .images import (
-    GPU_POOL,
     SINGLE_RUN,
     STORED,
     TRYON_GROUP,
@@ -189,6 +189,7 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
     dagster_type=STORED,
@@ -242,6 +243,7 @@ def pose(
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -373,6 +375,7 @@ def person_representation(
     partitions_def=garment_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -456,6 +459,7 @@ def pair_inputs(context: dg.AssetExecutionContext, storage: dg.IOManager) -> dic
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "numpy"},
     deps=PAIR_DEPS,
@@ -507,6 +511,7 @@ def warped_garment(
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -556,6 +561,7 @@ VITONHD_CARDS = ("vitonhd_seg_model", "vitonhd_gmm_model", "vitonhd_alias_model"
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     deps=PAIR_DEPS,
