@@ -67,8 +67,9 @@ class Layout:
         }
 
 
-def lay_out(root: Path, synth_file: Callable[..., Path], people: int) -> Layout:
-    """The CP-VTON zoo (links to synthesized files) and an inbox of ``people`` small photos and one garment."""
+def lay_out(root: Path, synth_file: Callable[..., Path], people: int, size: tuple[int, int] = (48, 64)) -> Layout:
+    """The CP-VTON zoo (links to synthesized files) and an inbox of ``people`` photos (``size``, width x height)
+    and one small garment."""
     for entry in CPVTON_ENTRIES:
         target = root / "zoo" / ZOO[entry]
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,7 @@ def lay_out(root: Path, synth_file: Callable[..., Path], people: int) -> Layout:
     persons = []
     for index in range(people):
         path = inbox.folder("person") / f"p{index}.png"
-        astronaut.crop((64 + 8 * index, 0, 448, 512)).resize((48, 64)).save(path)
+        astronaut.crop((64 + 8 * index, 0, 448, 512)).resize(size).save(path)
         persons.append(image_partition_key(path))
     garment = inbox.folder("garment") / "shirt.png"
     Image.open(DEMO / "tshirt.png").convert("RGB").resize((48, 64)).save(garment)

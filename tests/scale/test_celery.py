@@ -1,6 +1,8 @@
 """A Celery worker pool on Redis: two workers on the ``gpu`` queue, one on the default queue, started with the
 operator's ``deploy/celery/worker.yaml``. Three runs of the person side: every network step runs on a ``gpu``
-worker, every other step on the default one, and each worker process loads each network once across the runs."""
+worker, every other step on the default one, and each worker process loads each network once across the runs.
+A worker process killed (SIGKILL) in the middle of a step: the broker hands the step to another process (late
+acknowledgement), the run finishes, and each asset is stored once."""
 
 import contextlib
 import json
@@ -8,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -49,8 +52,8 @@ def wait_for_workers(broker: str, workers: dict[str, subprocess.Popen], seconds:
 
 
 @pytest.fixture
-def worker_pool(dagster_home, redis_url, tmp_path, synth_file, monkeypatch):
-    layout = lay_out(tmp_path / "project", synth_file, people=3)
+def worker_pool(request, dagster_home, redis_url, tmp_path, synth_file, monkeypatch):
+    layout = lay_out(tmp_path / "project", synth_file, **getattr(request, "param", {"people": 3}))
     notes = tmp_path / "loads.jsonl"
     variables = {
         **layout.environment(),
@@ -116,3 +119,52 @@ def test_network_steps_run_on_the_gpu_workers_each_loading_each_network_once(wor
     assert any(len(noted) > noted[-1]["loads"] for noted in by_pid.values()), "a worker reused a loaded network"
     for person in layout.persons:
         assert (layout.store / "person_representation" / f"{person}.npz").is_file()
+
+
+def kill_the_pose_step(dagster_home: Path, killed: list[int], seconds: float = 180.0) -> None:
+    """SIGKILL the Celery worker process running the first ``pose`` step, a moment after the step started."""
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not killed:
+            for run in instance.get_runs():
+                pids = step_pids(instance, run.run_id)
+                if "pose" in pids:
+                    time.sleep(0.5)
+                    os.kill(pids["pose"], signal.SIGKILL)
+                    killed.append(pids["pose"])
+                    return
+            time.sleep(0.1)
+    finally:
+        instance.dispose()
+
+
+@pytest.mark.parametrize("worker_pool", [{"people": 1, "size": (384, 512)}], indirect=True)
+def test_a_run_whose_worker_is_killed_finishes_and_stores_each_asset_once(worker_pool, dagster_home):
+    instance, layout, _, workers = worker_pool
+    (person,) = layout.persons
+    killed: list[int] = []
+    killer = threading.Thread(target=kill_the_pose_step, args=(dagster_home, killed))
+    killer.start()
+    config = run_config(["human_parsing"])  # pose at its default size: long enough to be killed in the middle
+    result = dg.execute_job(
+        dg.reconstructable(persons_job), instance, run_config=config, tags={"dagster/partition": person}
+    )
+    killer.join()
+    assert killed, "the pose step was not seen running"
+    assert result.success
+    starts = [
+        entry.dagster_event.pid
+        for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_START)
+        if entry.step_key == "pose"
+    ]
+    assert starts[0] == killed[0] and len(starts) == 2 and starts[1] != killed[0], starts
+    for asset in PERSON_SIDE:
+        records = instance.fetch_materializations(asset.key, limit=10).records
+        assert [record.partition_key for record in records] == [person], asset.key
+    stored = sorted(path.relative_to(layout.store).as_posix() for path in layout.store.rglob(f"{person}.*"))
+    assert stored == sorted(
+        f"{asset.key.to_user_string()}/{person}.{ext}"
+        for asset, ext in zip(PERSON_SIDE, ("png", "json", "png", "npz"), strict=True)
+    )
+    assert all(worker.poll() is None for worker in workers.values()), "Celery replaced the killed process"
