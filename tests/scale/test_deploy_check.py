@@ -8,7 +8,7 @@ import yaml
 
 from mycloset_assets.cli import main
 
-from .conftest import free_port
+from .servers import free_port
 
 pytestmark = pytest.mark.scale
 
