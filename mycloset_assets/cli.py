@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .demo_cli import add_demo_command
+from .deploy_cli import add_deploy_commands
 from .manager_cli import add_models_commands
 from .mediapipe_cli import add_mediapipe_commands
 from .tryon_cli import add_tryon_command
@@ -32,6 +33,7 @@ COMMAND_MODULES: tuple[Callable[[argparse._SubParsersAction], object], ...] = (
     add_tryon_command,
     add_demo_command,
     add_mediapipe_commands,
+    add_deploy_commands,
 )
 """Every module that adds sub-commands: ``add_*(subparsers)`` builds parsers only, and its handlers import what they
 need (torch, Dagster) when they run, so that ``mycloset --help`` and ``mycloset CMD --help`` stay fast."""

@@ -40,8 +40,6 @@ PREVIEW_MIN_SIDE = 512
 PREVIEW_MAX_SIDE = 1024
 PHOTOS_GROUP = "photos"
 TRYON_GROUP = "tryon"
-GPU_POOL = "gpu"
-"""The pool of the steps that run a network (one slot: one network step at a time on the device)."""
 
 
 def _is_value(_: Any, value: Any) -> bool:

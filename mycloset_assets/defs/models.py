@@ -32,6 +32,7 @@ from .checks import (
     missing_role_results,
     model_check_specs,
 )
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .io_managers import OpenFormatStorage, read_value
 from .resources import ModelFactoryResource, file_report
 
@@ -143,7 +144,8 @@ def _model_asset(slot: str) -> dg.AssetsDefinition:
         name=name,
         group_name="models",
         kinds={"pytorch"},
-        pool="gpu",
+        pool=GPU_POOL,
+        op_tags=GPU_OP_TAGS,
         deps=[checkpoint_analysis],
         check_specs=model_check_specs(name),
         output_required=False,

@@ -28,9 +28,9 @@ from ..engine.quality import quality_report as report_of
 from ..engine.result import ModelInfo
 from ..monitoring import Monitor
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import LOAD_STEP, RuntimeCheckConfig, StepFigures, runtime_result
 from .images import (
-    GPU_POOL,
     SINGLE_RUN,
     STORED,
     TRYON_GROUP,
@@ -159,6 +159,7 @@ def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
     deps=[dg.AssetDep(asset, partition_mapping=PERSON_OF_PAIR) for asset in (person_photo, clothing_mask)]

@@ -25,6 +25,7 @@ from ..engine.steps import RefinedMask, Segment, refine_clothing_mask, refine_ga
 from ..monitoring import Monitor
 from ..vision.drawing import draw_mask, side_by_side
 from ..wrappers.sam import MaskRefiner
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     Findings,
@@ -35,7 +36,6 @@ from .image_checks import (
     runtime_result,
 )
 from .images import (
-    GPU_POOL,
     SINGLE_RUN,
     STORED,
     TRYON_GROUP,
@@ -131,6 +131,7 @@ PLAUSIBLE = (
     partitions_def=garment_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     deps=[MODEL_ASSETS[ROLE]],
@@ -164,6 +165,7 @@ def refined_garment_mask(
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     deps=[MODEL_ASSETS[ROLE]],

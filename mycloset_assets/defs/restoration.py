@@ -20,6 +20,7 @@ from ..engine.steps import RestoredFace, restore_face, restore_with
 from ..monitoring import Monitor
 from ..vision.drawing import side_by_side
 from ..wrappers.face import FaceRestorer
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     Findings,
@@ -30,7 +31,6 @@ from .image_checks import (
     runtime_result,
 )
 from .images import (
-    GPU_POOL,
     SINGLE_RUN,
     STORED,
     TRYON_GROUP,
@@ -85,6 +85,7 @@ def restoration_findings(
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     deps=[dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR), MODEL_ASSETS["face_restoration"]],

@@ -57,6 +57,7 @@ from ..wrappers.tryon import (
     cpvton_person,
 )
 from .checks import card_problems
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     GarmentMaskCheckConfig,
@@ -78,7 +79,6 @@ from .image_checks import (
     warp_findings,
 )
 from .images import (
-    GPU_POOL,
     SINGLE_RUN,
     STORED,
     TRYON_GROUP,
@@ -191,6 +191,7 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
     dagster_type=STORED,
@@ -244,6 +245,7 @@ def pose(
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -379,6 +381,7 @@ def person_representation(
     partitions_def=garment_images,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -462,6 +465,7 @@ def pair_inputs(context: dg.AssetExecutionContext, storage: dg.IOManager) -> dic
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "numpy"},
     deps=PAIR_DEPS,
@@ -513,6 +517,7 @@ def warped_garment(
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     dagster_type=STORED,
@@ -559,6 +564,7 @@ def tryon_result(
     partitions_def=pairs,
     backfill_policy=SINGLE_RUN,
     pool=GPU_POOL,
+    op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
     deps=PAIR_DEPS,
