@@ -163,8 +163,9 @@ def test_a_run_whose_worker_is_killed_finishes_and_stores_each_asset_once(worker
         records = instance.fetch_materializations(asset.key, limit=10).records
         assert [record.partition_key for record in records] == [person], asset.key
     stored = sorted(path.relative_to(layout.store).as_posix() for path in layout.store.rglob(f"{person}.*"))
-    assert stored == sorted(
+    expected = [
         f"{asset.key.to_user_string()}/{person}.{ext}"
         for asset, ext in zip(PERSON_SIDE, ("png", "json", "png", "npz"), strict=True)
-    )
+    ]
+    assert stored == sorted([*expected, f"human_parsing/{person}.colour.png"])
     assert all(worker.poll() is None for worker in workers.values()), "Celery replaced the killed process"
