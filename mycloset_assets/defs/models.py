@@ -21,7 +21,7 @@ from typing import Any
 import dagster as dg
 
 from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, missing_companions, required_companions
-from ..engine.models import Checkpoint, ModelSet
+from ..engine.models import Checkpoint, ModelSet, file_analysis
 from ..monitoring import Monitor
 from .checkpoints import checkpoint_analysis
 from .checks import (
@@ -34,7 +34,7 @@ from .checks import (
 )
 from .deployment import GPU_OP_TAGS, GPU_POOL
 from .io_managers import OpenFormatStorage, read_value
-from .resources import ModelFactoryResource, file_report
+from .resources import ModelFactoryResource
 
 MODEL_CARD = dg.PythonObjectDagsterType(dict, name="ModelCard", description="A per-role model card (JSON).")
 
@@ -88,23 +88,23 @@ def model_card(slot: str, models: ModelSet, folder: str) -> dict[str, Any] | Non
     if entry is None:
         return None
     checkpoint = models.checkpoints[entry]
-    report = file_report(checkpoint.shown, checkpoint.path.resolve())
+    report = file_analysis(checkpoint.path)
     companions = {name: models.checkpoints[name] for name in required_companions(entry)}
     return {
         "role": slot,
         "entry": entry,
-        "family": report["family"],
+        "family": report.family,
         "pipeline": SLOTS[slot].pipeline,
         "file": checkpoint.path.relative_to(folder).as_posix(),
         "path": str(checkpoint.path.resolve()),
-        "sha256": report["sha256"],
-        "size": report["size"],
-        "verdict": report["verdict"],
-        "match_rate": report["match_rate"],
-        "matched": report["matched"],
-        "total": report["total"],
-        "container": report["container"],
-        "reason": report["reason"],
+        "sha256": checkpoint.sha256,
+        "size": checkpoint.path.stat().st_size,
+        "verdict": report.verdict,
+        "match_rate": report.match_rate,
+        "matched": report.matched,
+        "total": report.total,
+        "container": report.container,
+        "reason": report.reason,
         "policy": checkpoint.policy,
         "companions": {
             name: {

@@ -68,7 +68,8 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     return digest
 
 
-def _analysis(path: Path) -> Analysis:
+def file_analysis(path: Path) -> Analysis:
+    """The header-only analysis of a file, remembered per (path, size, mtime, inode) for this process."""
     stamp = _stamp(path)
     with _memo_lock:
         if stamp in _analyses:
@@ -155,7 +156,7 @@ class ModelSet:
         for relative, path in checkpoint_files(root).items():
             shown = str(root / relative)
             try:
-                report = _analysis(path)
+                report = file_analysis(path)
             except OSError as exc:
                 skipped[shown] = f"unreadable: {exc}"
                 continue
