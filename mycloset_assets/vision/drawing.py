@@ -282,12 +282,15 @@ def draw_parsing(
     if labels.shape != image.shape[:2]:
         raise ValueError(f"labels {labels.shape} and image {image.shape[:2]} must have the same height and width")
     overlay = _blend(image, colorize_parsing(labels, names), np.full(labels.shape, alpha))
-    if not legend:
-        return overlay
-    strip = parsing_legend(labels, names, min_height=image.shape[0])
-    canvas = np.full((strip.shape[0], image.shape[1] + strip.shape[1], 3), 255, dtype=np.uint8)
-    canvas[: image.shape[0], : image.shape[1]] = overlay
-    canvas[:, image.shape[1] :] = strip
+    return _beside_legend(overlay, labels, names) if legend else overlay
+
+
+def _beside_legend(picture: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """``picture`` at the top left of a white canvas with the legend of ``labels`` on its right."""
+    strip = parsing_legend(labels, names, min_height=picture.shape[0])
+    canvas = np.full((strip.shape[0], picture.shape[1] + strip.shape[1], 3), 255, dtype=np.uint8)
+    canvas[: picture.shape[0], : picture.shape[1]] = picture
+    canvas[:, picture.shape[1] :] = strip
     return canvas
 
 
@@ -325,10 +328,15 @@ def preview_image(image: np.ndarray, *, min_long_side: int = 512, max_long_side:
 
 def parsing_picture(labels: np.ndarray, names: Sequence[str], *, min_long_side: int = 512) -> np.ndarray:
     """A parsing label map as people can read it: the classes in palette colours (no photo beneath), enlarged by
-    ``preview_image`` to at least ``min_long_side`` pixels, with the legend strip (``"id name"`` per class
-    present) on the right. A label PNG itself stores the ids, which a viewer shows as near-black."""
-    labels = preview_image(_check_labels(labels, names), min_long_side=min_long_side, max_long_side=2048)
-    return draw_parsing(colorize_parsing(labels, names), labels, names, alpha=1.0)
+    ``preview_image`` to at least ``min_long_side`` pixels (a small map is coloured first, then its pixels
+    repeated), with the legend strip (``"id name"`` per class present) on the right. A label PNG itself stores
+    the ids, which a viewer shows as near-black."""
+    labels = _check_labels(labels, names)
+    if max(labels.shape) < min_long_side:
+        colours = preview_image(colorize_parsing(labels, names), min_long_side=min_long_side, max_long_side=2048)
+    else:
+        colours = colorize_parsing(preview_image(labels, min_long_side=min_long_side, max_long_side=2048), names)
+    return _beside_legend(colours, labels, names)
 
 
 def _mask_weight(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

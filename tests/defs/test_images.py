@@ -40,9 +40,9 @@ class Photos:
 
 
 def decode_preview(value: dg.MetadataValue) -> np.ndarray:
-    """The PNG a preview's Markdown embeds."""
+    """The JPEG a preview's Markdown embeds."""
     text = value.value
-    assert text.startswith("![") and "](data:image/png;base64," in text
+    assert text.startswith("![") and "](data:image/jpeg;base64," in text
     data = base64.b64decode(text.split("base64,", 1)[1].rstrip(")"))
     return np.array(Image.open(io.BytesIO(data)))
 

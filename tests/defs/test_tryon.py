@@ -266,6 +266,7 @@ def test_every_asset_has_its_file_in_its_open_format(graph):
     assert not stored(graph, "vitonhd_result", graph.pairs[0]).exists(), "only the requested pairs run"
     with np.load(stored(graph, "person_representation", graph.persons[0])) as archive:
         assert archive["shape"].shape == (1, 256, 192) and archive["pose"].shape == (18, 256, 192)
+        assert archive["pose"].dtype == np.int8 and set(np.unique(archive["pose"])) <= {-1, 1}
 
 
 def test_every_check_ran_with_its_figures_and_no_error(graph):
@@ -297,7 +298,7 @@ def test_each_partition_has_its_own_metadata_preview_and_path(graph):
             for materialisation in result.asset_materializations_for_node(asset.key.path[-1]):
                 metadata = materialisation.metadata
                 assert set(metadata) >= STEP_FIGURES | {"preview", "path"}
-                assert "data:image/png;base64," in metadata["preview"].value
+                assert "data:image/jpeg;base64," in metadata["preview"].value
                 path = stored(graph, asset.key.to_user_string(), materialisation.partition)
                 assert metadata["path"].value == str(path) and path.is_file()
 

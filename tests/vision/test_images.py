@@ -20,6 +20,7 @@ from mycloset_assets.vision.images import (
     TruncatedImageError,
     UnsupportedImageError,
     apply_orientation,
+    encode_jpeg,
     encode_png,
     load_image,
     save_png,
@@ -468,6 +469,24 @@ def test_encode_png_refuses_what_it_cannot_store() -> None:
         encode_png(np.zeros((2, 2, 2), dtype=np.uint8))
     with pytest.raises(EmptyImageError, match="the array has no pixels"):
         encode_png(np.zeros((0, 2, 3), dtype=np.uint8))
+
+
+def test_encode_jpeg_keeps_size_and_colours_within_jpeg_loss() -> None:
+    gradient = np.linspace(0, 255, 64 * 48).reshape(64, 48).astype(np.uint8)
+    picture = np.stack([gradient, 255 - gradient, np.full_like(gradient, 128)], axis=2)
+    data = encode_jpeg(picture)
+    assert data.startswith(b"\xff\xd8\xff")
+    decoded = np.asarray(Image.open(io.BytesIO(data)))
+    assert decoded.shape == (64, 48, 3)
+    assert np.abs(decoded.astype(int) - picture).mean() < 2.0, "quality 90: a smooth picture changes by < 2 levels"
+    assert np.asarray(Image.open(io.BytesIO(encode_jpeg(np.ones((8, 8), dtype=bool))))).min() >= 250
+
+
+def test_encode_jpeg_refuses_alpha_and_floats() -> None:
+    with pytest.raises(UnsupportedImageError, match=r"encode_jpeg takes H x W or H x W x 3 arrays, got shape"):
+        encode_jpeg(np.zeros((2, 2, 4), dtype=np.uint8))
+    with pytest.raises(UnsupportedImageError, match="encode_jpeg takes uint8 or bool arrays, got float64"):
+        encode_jpeg(np.zeros((2, 2, 3)))
 
 
 def test_save_png_writes_replaces_and_leaves_no_temporary_file(tmp_path: Path) -> None:
