@@ -20,6 +20,7 @@ import os
 import re
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -103,7 +104,13 @@ def split_pair_key(key: str) -> tuple[str, str]:
 
 
 def inbox_files(folder: UPath) -> Iterator[UPath]:
-    """The user's files in an inbox folder, by name: regular files, not hidden (``.`` names are partial copies)."""
+    """The user's files in an inbox folder, by name: regular files, not hidden (``.`` names are partial copies).
+
+    The folder is listed afresh each time: fsspec's object-store filesystems (s3fs, gcsfs) keep a listing per
+    process, which would hide the files other machines drop later from a long-lived sensor process.
+    """
+    if not isinstance(folder, Path):
+        folder.fs.invalidate_cache(folder.path)
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):
