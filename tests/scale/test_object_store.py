@@ -8,13 +8,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import boto3
 import dagster as dg
 import numpy as np
 import pytest
-import s3fs
 import torch
-from moto.server import ThreadedMotoServer
 from PIL import Image
 from upath import UPath
 
@@ -23,6 +20,10 @@ from mycloset_assets.defs.io_managers import OpenFormatIOManager, Weights, read_
 from mycloset_assets.defs.partitions import InboxResource
 from mycloset_assets.defs.sensors import person_inbox_sensor
 from mycloset_assets.vision.images import encode_png, load_image
+
+boto3 = pytest.importorskip("boto3", reason="the scale extra installs boto3, s3fs and moto")
+s3fs = pytest.importorskip("s3fs", reason="the scale extra installs s3fs")
+moto_server = pytest.importorskip("moto.server", reason="the scale extra installs moto[server]")
 
 pytestmark = pytest.mark.scale
 
@@ -49,7 +50,7 @@ class Bucket:
 
 @pytest.fixture(scope="module")
 def s3() -> Iterator[Bucket]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     environment = {
