@@ -1,12 +1,11 @@
 """The inbox sensors: new photos become partitions and runs, and pairs of them become try-on partitions and runs.
 
 ``person_inbox_sensor`` and ``garment_inbox_sensor`` watch ``inbox/person/`` and ``inbox/garment/`` (a local
-folder or an fsspec URL, see :func:`file_signature`). Each tick
-looks at the files that are new or changed since the cursor (a JSON map of file name -> signature),
-at most ``max_files_per_tick`` of them: a file whose bytes are already a partition is a duplicate (same
-photo under another name), an unreadable file is skipped with the loader's reason, and every other photo
-becomes a dynamic partition and a run whose ``run_key`` is its sha256, so a photo dropped twice runs once.
-The sensors only read: a user's file is never moved, changed or deleted.
+folder or an fsspec URL). Each tick looks at the files that are new or changed since the cursor (a JSON map of
+file name -> :func:`file_signature`), at most ``max_files_per_tick`` of them: a file whose bytes are already a
+partition is a duplicate (same photo under another name), an unreadable file is skipped with the loader's
+reason, and every other photo becomes a dynamic partition and a run whose ``run_key`` is its sha256, so a photo
+dropped twice runs once. The sensors only read: a user's file is never moved, changed or deleted.
 
 ``pairs_sensor`` requests a try-on run for each (person, garment) pair listed in ``inbox/pairs.csv`` (or every
 person with every garment when ``pair_all_garments`` is set) once both photos' assets are materialised, for
