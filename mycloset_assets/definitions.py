@@ -1,8 +1,9 @@
 """The Dagster entry point (``workspace.yaml`` names ``defs``). Loading it loads no weights.
 
-Environment: ``MYCLOSET_CHECKPOINTS`` (checkpoint folder, default ``zoo``), ``MYCLOSET_INBOX`` (photo inbox,
-default ``inbox``), ``MYCLOSET_STORAGE`` (where assets are stored, default ``$DAGSTER_HOME/storage``) and
-``MYCLOSET_HOME`` (the model manager's store).
+Environment: ``MYCLOSET_CHECKPOINTS`` (checkpoint folder, default ``zoo``; a local path), ``MYCLOSET_INBOX``
+(photo inbox, default ``inbox``), ``MYCLOSET_STORAGE`` (where assets are stored, default
+``$DAGSTER_HOME/storage``) and ``MYCLOSET_HOME`` (the model manager's store). The inbox and the storage may be
+fsspec URLs (``s3://bucket/inbox`` with ``s3fs`` installed).
 """
 
 import os

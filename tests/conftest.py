@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from upath import UPath
 
 from mycloset_assets.checkpoints.synth import parity_input, write_checkpoint
 from mycloset_assets.package_data import manifests_folder
@@ -104,3 +106,12 @@ def synth_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
 
     yield make
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def memory_root() -> Iterator[UPath]:
+    """A fresh folder of fsspec's process-wide ``memory://`` filesystem, removed after the test."""
+    root = UPath(f"memory://mycloset-{uuid.uuid4().hex}")
+    yield root
+    if root.fs.exists(root.path):
+        root.fs.rm(root.path, recursive=True)

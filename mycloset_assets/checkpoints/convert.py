@@ -12,7 +12,7 @@ import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from safetensors.torch import save_file
 
@@ -28,10 +28,15 @@ _CHUNK = 1 << 20
 
 def file_sha256(path: str | Path) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+        return stream_sha256(handle)
+
+
+def stream_sha256(stream: BinaryIO) -> str:
+    """Hex sha256 of what is left to read in an open binary file (local or fsspec), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    while chunk := stream.read(_CHUNK):
+        digest.update(chunk)
     return digest.hexdigest()
 
 

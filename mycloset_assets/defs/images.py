@@ -1,8 +1,9 @@
 """The photos as assets, and the conventions every per-image and try-on asset follows.
 
-``person_image`` and ``garment_image`` decode the inbox file of each partition once (``vision.images.load_image``:
-EXIF orientation applied, 16-bit, grayscale, palette and alpha converted to RGB) and store the pixels as PNG;
-everything downstream reads these pixels, never the user's file again.
+``person_image`` and ``garment_image`` decode the inbox file of each partition once (``vision.images.load_image``'s
+rules: EXIF orientation applied, 16-bit, grayscale, palette and alpha converted to RGB; read by
+``partitions.read_photo`` from a local folder or an fsspec URL) and store the pixels as PNG; everything
+downstream reads these pixels, never the user's file again.
 
 The conventions: a step covers one partition (a sensor's run) or many (a single-run backfill,
 ``BackfillPolicy.single_run()``, so each model is loaded once per batch). :func:`partition_values` turns an
@@ -15,16 +16,15 @@ size, and previews are only looked at; stored outputs are PNG).
 
 import base64
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import numpy as np
+from upath import UPath
 
-from ..checkpoints.convert import file_sha256
 from ..monitoring import Monitor
 from ..vision.drawing import preview_image
-from ..vision.images import ImageError, LoadedImage, encode_jpeg, load_image
+from ..vision.images import ImageError, LoadedImage, encode_jpeg
 from .image_checks import (
     PhotoCheckConfig,
     StepFigures,
@@ -34,7 +34,7 @@ from .image_checks import (
     runtime_result,
 )
 from .io_managers import OpenFormatStorage, format_of, write_value
-from .partitions import IMAGE_PARTITIONS, ImageKind, InboxImageNotFoundError, InboxResource
+from .partitions import IMAGE_PARTITIONS, ImageKind, InboxImageNotFoundError, InboxResource, read_photo
 
 SINGLE_RUN = dg.BackfillPolicy.single_run()
 PREVIEW_MIN_SIDE = 512
@@ -105,12 +105,12 @@ def add_partition_metadata(
         context.add_asset_metadata({**metadata[key], **extra}, partition_key=key)
 
 
-def _decode(inbox: InboxResource, kind: ImageKind, key: str) -> tuple[Path, str, LoadedImage]:
+def _decode(inbox: InboxResource, kind: ImageKind, key: str) -> tuple[UPath, str, LoadedImage]:
     path = inbox.image_path(kind, key)
-    return path, file_sha256(path), load_image(path)
+    return path, *read_photo(path)
 
 
-def _photo_metadata(path: Path, sha256: str, loaded: LoadedImage) -> dict[str, Any]:
+def _photo_metadata(path: UPath, sha256: str, loaded: LoadedImage) -> dict[str, Any]:
     height, width = loaded.size
     return {
         "file": path.name,

@@ -15,8 +15,11 @@ Anything else (a module, a bare tensor, a string, ``None``, an object) is refuse
 (``BASE/<asset key path>.<ext>`` unpartitioned). Partition keys are percent-encoded into safe file names and a
 pair key ``person|garment`` becomes ``<person>/<garment>``. A step that covers one partition hands over and
 gets one value; a step covering several (a single-run backfill) or an unpartitioned step reading a
-partitioned asset works with a dict keyed by partition. Local files are written atomically; any other
-``fsspec`` location (``s3://...``, ``memory://...``) is written through a local temporary file.
+partitioned asset works with a dict keyed by partition. ``BASE`` is a local folder, a ``file://`` URL or any
+other ``fsspec`` location (``s3://...``, ``gs://...``, ``memory://...``, with its package installed). Local
+files are written atomically (a temporary file beside the target, renamed over it); elsewhere the value is
+written to a local temporary file and uploaded in one ``put_file``, so readers never see a partial object
+(object stores have no rename) and safetensors, whose writer needs a file name, works everywhere.
 """
 
 import dataclasses
@@ -190,13 +193,13 @@ def write_value(value: Any, stem: UPath) -> UPath:
     target.parent.mkdir(parents=True, exist_ok=True)
     local = _is_local(target)
     handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=str(target.parent) if local else None
+        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent.path if local else None
     )
     os.close(handle)
     try:
         _WRITERS[fmt](value, Path(temporary))
         if local:
-            os.replace(temporary, str(target))
+            os.replace(temporary, target.path)
         else:
             target.fs.put_file(temporary, target.path)
     finally:
@@ -227,7 +230,7 @@ def read_value(stem: UPath) -> Any:
     if fmt == "safetensors" and _is_local(path):
         with path.open("rb") as stream:
             metadata = _header_metadata(stream)
-        return Weights(load_file(str(path)), metadata)
+        return Weights(load_file(path.path), metadata)
     return _decode(path.read_bytes(), fmt)
 
 

@@ -4,6 +4,10 @@ A photo's partition key is its sanitised file stem plus the first 12 hex digits 
 (``astronaut-88431cd9653c``): readable in the UI, stable for the same bytes under the same name, and
 different for different bytes. Assets find the file of a partition through ``InboxResource.image_path``.
 
+The inbox is a local folder by default, or any ``fsspec`` URL (``s3://bucket/inbox``, ``gs://...``,
+``memory://...``, with that filesystem's package installed): every path here is a ``UPath``, and a photo is
+hashed and decoded from one open file (:func:`read_photo`), never copied to a local file first.
+
 A try-on pair is a partition of ``pairs``, Dagster's ``MultiPartitionsDefinition`` of the person and garment
 photos: ``MultiPartitionKey({"person": ..., "garment": ...})`` (its string is ``garment|person``). Pair assets
 depend on the per-photo assets through ``MultiToSingleDimensionPartitionMapping``, so Dagster's own lineage and
@@ -12,6 +16,7 @@ partition set is every person x garment combination, and only the pairs someone 
 pairs sensor) are materialised; the others stay "missing" in the UI, and nothing automatic fills them.
 """
 
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -19,8 +24,10 @@ from pathlib import Path
 from typing import Literal
 
 import dagster as dg
+from upath import UPath
 
-from ..checkpoints.convert import file_sha256
+from ..checkpoints.convert import stream_sha256
+from ..vision.images import LoadedImage, load_image_file
 
 person_images = dg.DynamicPartitionsDefinition(name="person_images")
 garment_images = dg.DynamicPartitionsDefinition(name="garment_images")
@@ -52,10 +59,24 @@ def sanitise_stem(stem: str) -> str:
     return slug or "image"
 
 
-def image_partition_key(path: str | Path, sha256: str | None = None) -> str:
+def photo_sha256(path: str | os.PathLike[str] | UPath) -> str:
+    """Hex sha256 of a photo's bytes (a local path or an fsspec URL)."""
+    with UPath(path).open("rb") as stream:
+        return stream_sha256(stream)
+
+
+def read_photo(path: UPath) -> tuple[str, LoadedImage]:
+    """A photo's sha256 and its decoded pixels (``load_image`` rules and errors), from one open file."""
+    with path.open("rb") as stream:
+        sha256 = stream_sha256(stream)
+        stream.seek(0)
+        return sha256, load_image_file(stream, str(path))
+
+
+def image_partition_key(path: str | os.PathLike[str] | UPath, sha256: str | None = None) -> str:
     """The partition key of the photo at ``path`` (``sha256`` saves hashing it again when known)."""
-    digest = sha256 or file_sha256(path)
-    return f"{sanitise_stem(Path(path).stem)}-{digest[:SHORT_HASH]}"
+    digest = sha256 or photo_sha256(path)
+    return f"{sanitise_stem(UPath(path).stem)}-{digest[:SHORT_HASH]}"
 
 
 def short_hash(partition_key: str) -> str:
@@ -82,8 +103,14 @@ def split_pair_key(key: str) -> tuple[str, str]:
     return dimensions[PERSON], dimensions[GARMENT]
 
 
-def inbox_files(folder: Path) -> Iterator[Path]:
-    """The user's files in an inbox folder, by name: regular files, not hidden (``.`` names are partial copies)."""
+def inbox_files(folder: UPath) -> Iterator[UPath]:
+    """The user's files in an inbox folder, by name: regular files, not hidden (``.`` names are partial copies).
+
+    The folder is listed afresh each time: fsspec's object-store filesystems (s3fs, gcsfs) keep a listing per
+    process, which would hide the files other machines drop later from a long-lived sensor process.
+    """
+    if not isinstance(folder, Path):
+        folder.fs.invalidate_cache(folder.path)
     if not folder.is_dir():
         return
     for path in sorted(folder.iterdir()):
@@ -94,6 +121,8 @@ def inbox_files(folder: Path) -> Iterator[Path]:
 class InboxResource(dg.ConfigurableResource):
     """The inbox the sensors watch: ``ROOT/person/``, ``ROOT/garment/`` and ``ROOT/pairs.csv``.
 
+    ``root`` is a local folder or an fsspec URL (``s3://bucket/inbox`` with ``s3fs`` installed).
+
     ``max_files_per_tick`` caps the files a sensor tick hashes and decodes (and the pairs it adds);
     ``pair_all_garments`` pairs every person with every garment instead of the pairs listed in ``pairs.csv``.
     """
@@ -102,23 +131,23 @@ class InboxResource(dg.ConfigurableResource):
     max_files_per_tick: int = 16
     pair_all_garments: bool = False
 
-    def folder(self, kind: ImageKind) -> Path:
+    def folder(self, kind: ImageKind) -> UPath:
         """The folder of one kind of photo."""
         if kind not in IMAGE_PARTITIONS:
             raise ValueError(f"photo kind must be one of {sorted(IMAGE_PARTITIONS)}, got {kind!r}")
-        return Path(self.root) / kind
+        return UPath(self.root) / kind
 
     @property
-    def pairs_csv(self) -> Path:
+    def pairs_csv(self) -> UPath:
         """The list of pairs to try on: one ``person_file,garment_file`` per line."""
-        return Path(self.root) / "pairs.csv"
+        return UPath(self.root) / "pairs.csv"
 
-    def image_path(self, kind: ImageKind, partition_key: str) -> Path:
+    def image_path(self, kind: ImageKind, partition_key: str) -> UPath:
         """The inbox file a partition key names: same sanitised stem, same content hash."""
         folder = self.folder(kind)
         stem, _, digest = partition_key.rpartition("-")
         for path in inbox_files(folder):
-            if sanitise_stem(path.stem) == stem and file_sha256(path)[:SHORT_HASH] == digest:
+            if sanitise_stem(path.stem) == stem and photo_sha256(path)[:SHORT_HASH] == digest:
                 return path
         raise InboxImageNotFoundError(
             f"no file in {folder} matches partition {partition_key!r} (was it renamed, changed or removed?)"

@@ -48,7 +48,9 @@ class ModelFactoryResource(dg.ConfigurableResource):
     """Finds the network of each role in ``checkpoint_folder`` by content and loads it once per process."""
 
     checkpoint_folder: str = Field(
-        default="zoo", description="Folder holding the checkpoint files (any names, any sub-folders)."
+        default="zoo",
+        description="Local folder holding the checkpoint files (any names, any sub-folders); unlike the inbox and "
+        "the storage it is not an fsspec URL: the networks load from local files (mount shared storage here).",
     )
     device: str = Field(default="cpu", description="Torch device the networks run on (cpu, cuda, cuda:1, mps).")
     dtype: str = Field(default="float32", description="Floating-point dtype the networks compute in.")

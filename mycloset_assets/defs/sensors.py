@@ -1,11 +1,11 @@
 """The inbox sensors: new photos become partitions and runs, and pairs of them become try-on partitions and runs.
 
-``person_inbox_sensor`` and ``garment_inbox_sensor`` watch ``inbox/person/`` and ``inbox/garment/``. Each tick
-looks at the files that are new or changed since the cursor (a JSON map of file name -> size and mtime),
-at most ``max_files_per_tick`` of them: a file whose bytes are already a partition is a duplicate (same
-photo under another name), an unreadable file is skipped with the loader's reason, and every other photo
-becomes a dynamic partition and a run whose ``run_key`` is its sha256, so a photo dropped twice runs once.
-The sensors only read: a user's file is never moved, changed or deleted.
+``person_inbox_sensor`` and ``garment_inbox_sensor`` watch ``inbox/person/`` and ``inbox/garment/`` (a local
+folder or an fsspec URL). Each tick looks at the files that are new or changed since the cursor (a JSON map of
+file name -> :func:`file_signature`), at most ``max_files_per_tick`` of them: a file whose bytes are already a
+partition is a duplicate (same photo under another name), an unreadable file is skipped with the loader's
+reason, and every other photo becomes a dynamic partition and a run whose ``run_key`` is its sha256, so a photo
+dropped twice runs once. The sensors only read: a user's file is never moved, changed or deleted.
 
 ``pairs_sensor`` requests a try-on run for each (person, garment) pair listed in ``inbox/pairs.csv`` (or every
 person with every garment when ``pair_all_garments`` is set) once both photos' assets are materialised, for
@@ -20,16 +20,17 @@ clothing_mask``, ``garment_image -> garment_mask -> refined_garment_mask``; the 
 
 import csv
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from upath import UPath
 
-from ..checkpoints.convert import file_sha256
 from ..checkpoints.pipelines import PREFERENCE
-from ..vision.images import ImageError, load_image
+from ..vision.images import ImageError
 from .partitions import (
     IMAGE_PARTITIONS,
     SHORT_HASH,
@@ -38,6 +39,7 @@ from .partitions import (
     image_partition_key,
     inbox_files,
     pair_key,
+    read_photo,
     sanitise_stem,
     short_hash,
     split_pair_key,
@@ -57,6 +59,8 @@ PAIR_ASSETS: dict[str, tuple[dg.AssetKey, ...]] = {
 PERSON_READY = (dg.AssetKey("person_representation"), dg.AssetKey("clothing_mask"))
 GARMENT_READY = (dg.AssetKey("refined_garment_mask"),)
 INBOX_FILE_TAG = "mycloset/inbox_file"
+VERSION_FIELDS = ("ETag", "etag", "md5Hash", "crc32c", "checksum", "mtime", "LastModified", "updated", "created")
+"""``info()`` fields that identify a version of a file on an fsspec filesystem, most specific first."""
 _REPORTED = 5
 
 
@@ -69,20 +73,29 @@ class InboxScan:
     changed files left for later ticks by the cap.
     """
 
-    added: list[tuple[Path, str, str]] = field(default_factory=list)
-    duplicates: list[tuple[Path, str]] = field(default_factory=list)
-    unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    added: list[tuple[UPath, str, str]] = field(default_factory=list)
+    duplicates: list[tuple[UPath, str]] = field(default_factory=list)
+    unreadable: list[tuple[UPath, str]] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     deferred: int = 0
 
 
-def file_signature(path: Path) -> str:
-    """``size:mtime_ns``: changes whenever a file is replaced or rewritten."""
-    stat = path.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+def file_signature(path: UPath) -> str:
+    """``size:version``: changes whenever a file is replaced or rewritten.
+
+    A local file's version is its mtime in nanoseconds. Another filesystem's is the first field of its
+    ``info()`` in :data:`VERSION_FIELDS` (an object store's ETag or checksum, else a modification or creation
+    time; ``memory://`` gives ``created``), else the filesystem's own ``checksum()`` of that info.
+    """
+    if isinstance(path, Path):
+        stat = path.stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    info = path.fs.info(path.path)
+    version = next((info[name] for name in VERSION_FIELDS if info.get(name) is not None), None)
+    return f"{info.get('size')}:{path.fs.checksum(path.path) if version is None else version}"
 
 
-def scan_inbox(folder: Path, seen: dict[str, str], known: dict[str, str], limit: int) -> InboxScan:
+def scan_inbox(folder: UPath, seen: dict[str, str], known: dict[str, str], limit: int) -> InboxScan:
     """Examine the files of ``folder`` that are new or changed since ``seen`` (name -> signature), at most ``limit``.
 
     ``known`` maps a short hash to the partition key holding those bytes already; it is updated in place.
@@ -105,10 +118,9 @@ def scan_inbox(folder: Path, seen: dict[str, str], known: dict[str, str], limit:
     return scan
 
 
-def _examine(path: Path, scan: InboxScan, known: dict[str, str]) -> None:
+def _examine(path: UPath, scan: InboxScan, known: dict[str, str]) -> None:
     try:
-        sha256 = file_sha256(path)
-        load_image(path)
+        sha256, _ = read_photo(path)
     except (ImageError, OSError) as error:
         scan.unreadable.append((path, str(error)))
         return
@@ -186,7 +198,7 @@ def build_image_sensor(
     return _sensor
 
 
-def _skip_message(folder: Path, scan: InboxScan) -> str:
+def _skip_message(folder: UPath, scan: InboxScan) -> str:
     parts = []
     if scan.unreadable:
         parts.append(
@@ -199,11 +211,13 @@ def _skip_message(folder: Path, scan: InboxScan) -> str:
     return "; ".join(parts) or f"no new photos in {folder}"
 
 
-def read_pairs_csv(path: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """``(person, garment)`` file names from ``pairs.csv`` and the problems of bad lines.
+def read_pairs_csv(path: str | os.PathLike[str] | UPath) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(person, garment)`` file names from ``pairs.csv`` (a local path or an fsspec URL) and the problems of
+    bad lines.
 
     Empty lines, ``#`` comments and a ``person,garment`` header are ignored.
     """
+    path = UPath(path)
     if not path.is_file():
         return [], []
     rows: list[tuple[str, str]] = []

@@ -196,13 +196,26 @@ def load_image(
         return _open_and_load(io.BytesIO(data), data[:16], "<bytes>", limits)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
-        if path.stat().st_size == 0:
-            raise EmptyImageError(f"{path}: the file is empty (0 bytes)")
         with path.open("rb") as stream:
-            head = stream.read(16)
-            stream.seek(0)
-            return _open_and_load(stream, head, str(path), limits)
+            return load_image_file(stream, str(path), max_pixels=max_pixels, max_aspect_ratio=max_aspect_ratio)
     raise TypeError(f"load_image takes a path, bytes, a PIL image or a numpy array, not {type(source).__name__}")
+
+
+def load_image_file(
+    stream: BinaryIO,
+    name: str,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_aspect_ratio: float | None = MAX_ASPECT_RATIO,
+) -> LoadedImage:
+    """``load_image`` of an open, seekable binary file (a local one, or an fsspec one: ``s3://``, ``memory://``),
+    read from its current position; ``name`` (its path or URL) names it in the error messages."""
+    start = stream.tell()
+    head = stream.read(16)
+    if not head:
+        raise EmptyImageError(f"{name}: the file is empty (0 bytes)")
+    stream.seek(start)
+    return _open_and_load(stream, head, name, (max_pixels, max_aspect_ratio))
 
 
 _Limits = tuple[int | None, float | None]

@@ -1,10 +1,13 @@
-"""The open-format IO manager: round trips of every format, refusals, safe partition paths, batch runs."""
+"""The open-format IO manager: round trips of every format, refusals, safe partition paths, batch runs, and
+the same on other storage locations (fsspec's ``memory://``, another local folder, a ``file://`` URL)."""
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import fsspec
 import numpy as np
 import pytest
 import torch
@@ -83,15 +86,73 @@ def test_safetensors_round_trip_keeps_dtypes_and_header_metadata(tmp_path):
     assert read_value(UPath(tmp_path) / "card").metadata == {"entry": "u2netp"}
 
 
-def test_remote_locations_round_trip_through_fsspec():
-    base = UPath("memory://mycloset-test/store")
-    image = np.full((4, 4), 255, dtype=np.uint8)
-    weights = Weights({"w": torch.arange(3.0)}, {"k": "v"})
-    write_value(image, base / "mask")
-    write_value(weights, base / "weights")
-    np.testing.assert_array_equal(read_value(base / "mask"), image)
-    loaded = read_value(base / "weights")
-    assert torch.equal(loaded["w"], weights["w"]) and loaded.metadata == {"k": "v"}
+@pytest.fixture(params=["memory", "second_local_folder", "file_url"])
+def elsewhere(request, memory_root, tmp_path_factory) -> UPath:
+    """A store outside the usual folder: fsspec's ``memory://``, another local folder, a ``file://`` URL."""
+    if request.param == "memory":
+        return memory_root / "store"
+    folder = tmp_path_factory.mktemp("elsewhere") / "nested" / "store"
+    return UPath(folder.as_uri() if request.param == "file_url" else str(folder))
+
+
+def raw_bytes(path: UPath) -> bytes:
+    """A stored file's bytes read by fsspec itself, not through the IO manager."""
+    with fsspec.open(str(path), "rb") as stream:
+        return stream.read()
+
+
+def test_every_format_round_trips_on_another_storage_location(elsewhere):
+    values = {
+        "mask": np.arange(12, dtype=np.uint8).reshape(3, 4),
+        "report": {"verdict": "identified", "rates": [1.0, 0.5]},
+        "maps": {"heatmaps": _rng().random((2, 3)).astype(np.float32)},
+        "weights": Weights({"w": torch.arange(3.0), "n": torch.tensor(7)}, {"entry": "u2netp"}),
+    }
+    paths = {name: write_value(value, elsewhere / "asset" / name) for name, value in values.items()}
+    suffixes = {"mask": "png", "report": "json", "maps": "npz", "weights": "safetensors"}
+    assert {name: str(path) for name, path in paths.items()} == {
+        name: f"{elsewhere}/asset/{name}.{suffix}" for name, suffix in suffixes.items()
+    }
+    assert sorted(path.name for path in (elsewhere / "asset").iterdir()) == sorted(
+        f"{name}.{suffix}" for name, suffix in suffixes.items()
+    )
+    assert raw_bytes(paths["mask"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(raw_bytes(paths["report"])) == values["report"]
+    np.testing.assert_array_equal(read_value(elsewhere / "asset" / "mask"), values["mask"])
+    assert read_value(elsewhere / "asset" / "report") == values["report"]
+    np.testing.assert_array_equal(read_value(elsewhere / "asset" / "maps")["heatmaps"], values["maps"]["heatmaps"])
+    weights = read_value(elsewhere / "asset" / "weights")
+    assert weights.metadata == {"entry": "u2netp"} and torch.equal(weights["w"], values["weights"]["w"])
+    assert weights["n"].dtype == torch.int64 and int(weights["n"]) == 7
+
+    write_value({"replaced": True}, elsewhere / "asset" / "mask")
+    assert stored_path(elsewhere / "asset" / "mask").name == "mask.json"
+    assert not (elsewhere / "asset" / "mask.png").exists()
+
+
+def test_assets_materialise_on_another_storage_location_with_its_paths_and_sizes(elsewhere):
+    key = "alice|shirt"
+    resources = {"io_manager": OpenFormatIOManager(base_dir=str(elsewhere))}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(PAIRS.name, [key])
+        first = dg.materialize([mask], instance=instance, resources=resources, partition_key=key)
+        second = dg.materialize(
+            [mask, area], selection=[area], instance=instance, resources=resources, partition_key=key
+        )
+        result = dg.materialize([mask, area, summary], selection=[summary], instance=instance, resources=resources)
+    assert first.success and second.success and result.success
+    stored = {
+        "mask": elsewhere / "mask" / "alice" / "shirt.png",
+        "area": elsewhere / "area" / "alice" / "shirt.json",
+        "summary": elsewhere / "summary.json",
+    }
+    for run, name in ((first, "mask"), (second, "area"), (result, "summary")):
+        metadata = run.asset_materializations_for_node(name)[0].metadata
+        assert metadata["path"].value == str(stored[name])
+        assert metadata["stored_bytes"].value == len(raw_bytes(stored[name])) > 0
+    np.testing.assert_array_equal(read_value(elsewhere / "mask" / "alice" / "shirt"), np.full((2, 3), 11, np.uint8))
+    assert json.loads(raw_bytes(stored["area"])) == {"area": 6, "value": 11}
+    assert result.output_for_node("summary") == {"alice|shirt": 11}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The inbox sensors on a temporary inbox and a real (temporary) Dagster instance."""
+"""The inbox sensors on a temporary inbox (a local folder, or fsspec's ``memory://``) and a real (temporary)
+Dagster instance."""
 
 import hashlib
 import json
@@ -6,13 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+import fsspec
 import numpy as np
 import pytest
+from upath import UPath
 
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, person_images
 from mycloset_assets.defs.resources import ModelFactoryResource
 from mycloset_assets.defs.sensors import (
     GARMENT_READY,
+    INBOX_FILE_TAG,
+    PERSON_ASSETS,
     PERSON_READY,
     build_image_sensor,
     garment_inbox_sensor,
@@ -20,7 +25,7 @@ from mycloset_assets.defs.sensors import (
     person_inbox_sensor,
     read_pairs_csv,
 )
-from mycloset_assets.vision.images import save_png
+from mycloset_assets.vision.images import encode_png, save_png
 
 
 @pytest.fixture
@@ -264,3 +269,83 @@ def test_pairs_wait_for_a_complete_pipeline_and_name_unknown_photos(instance, in
 
 def test_read_pairs_csv_without_a_file(tmp_path):
     assert read_pairs_csv(tmp_path / "pairs.csv") == ([], [])
+
+
+def drop(path: UPath, data: bytes) -> bytes:
+    """Write a file as another program would, through fsspec (not through the project's code)."""
+    with fsspec.open(str(path), "wb") as stream:
+        stream.write(data)
+    return data
+
+
+def png(seed: int) -> bytes:
+    return encode_png(np.random.default_rng(seed).integers(0, 256, size=(12, 8, 3), dtype=np.uint8))
+
+
+def test_a_memory_inbox_adds_each_photo_once_and_reports_duplicates_and_bad_files(instance, memory_root):
+    inbox = InboxResource(root=str(memory_root / "inbox"))
+    folder = memory_root / "inbox" / "person"
+    ann = drop(folder / "ann.png", png(1))
+    bob = drop(folder / "Bob Jones.png", png(2))
+    digests = {name: hashlib.sha256(data).hexdigest() for name, data in (("ann.png", ann), ("Bob Jones.png", bob))}
+    keys = {"ann.png": f"ann-{digests['ann.png'][:12]}", "Bob Jones.png": f"bob-jones-{digests['Bob Jones.png'][:12]}"}
+
+    first = tick(person_inbox_sensor, instance, inbox, None)
+    assert sorted((r.run_key, r.partition_key, r.tags[INBOX_FILE_TAG]) for r in first.run_requests) == sorted(
+        (digests[name], keys[name], name) for name in keys
+    )
+    assert all(r.asset_selection == list(PERSON_ASSETS) for r in first.run_requests)
+    assert sorted(instance.get_dynamic_partitions("person_images")) == sorted(keys.values())
+    signatures = json.loads(first.cursor)["files"]
+    created = {name: folder.fs.info(f"{folder.path}/{name}")["created"] for name in keys}
+    assert signatures == {
+        name: f"{len(data)}:{created[name]}" for name, data in (("ann.png", ann), ("Bob Jones.png", bob))
+    }
+
+    again = tick(person_inbox_sensor, instance, inbox, first.cursor)
+    assert again.run_requests == []
+    assert again.skip_reason.skip_message == f"no new photos in {memory_root}/inbox/person"
+
+    drop(folder / "ann copy.png", ann)
+    drop(folder / "broken.png", ann[:40])
+    third = tick(person_inbox_sensor, instance, inbox, again.cursor)
+    message = third.skip_reason.skip_message
+    assert third.run_requests == []
+    assert f"1 duplicates of known photos: ann copy.png = {keys['ann.png']}" in message
+    assert (
+        f"1 unreadable files skipped: broken.png: {memory_root}/inbox/person/broken.png: starts like a PNG" in message
+    )
+    assert sorted(instance.get_dynamic_partitions("person_images")) == sorted(keys.values())
+
+    rewritten = drop(folder / "ann.png", png(3))
+    fourth = tick(person_inbox_sensor, instance, inbox, third.cursor)
+    sha256 = hashlib.sha256(rewritten).hexdigest()
+    assert [(r.run_key, r.partition_key) for r in fourth.run_requests] == [(sha256, f"ann-{sha256[:12]}")]
+    assert {name: fs_bytes(folder / name) for name in ("ann.png", "Bob Jones.png", "ann copy.png")} == {
+        "ann.png": rewritten,
+        "Bob Jones.png": bob,
+        "ann copy.png": ann,
+    }
+
+
+def fs_bytes(path: UPath) -> bytes:
+    with fsspec.open(str(path), "rb") as stream:
+        return stream.read()
+
+
+def test_pairs_csv_of_a_memory_inbox(instance, memory_root, tmp_path, synth_file):
+    factory = zoo(tmp_path / "zoo", synth_file, CPVTON[:3])
+    inbox = InboxResource(root=str(memory_root / "inbox"))
+    drop(memory_root / "inbox" / "person" / "ann.png", png(1))
+    drop(memory_root / "inbox" / "garment" / "shirt.png", png(2))
+    tick(person_inbox_sensor, instance, inbox, None)
+    tick(garment_inbox_sensor, instance, inbox, None)
+    drop(inbox.pairs_csv, b"person,garment\nann.png,shirt.png\ncarol.png,shirt.png\nbad line\n")
+    assert read_pairs_csv(str(inbox.pairs_csv)) == (
+        [("ann.png", "shirt.png"), ("carol.png", "shirt.png")],
+        ["pairs.csv line 4: expected 'person_file,garment_file', got ['bad line']"],
+    )
+    result = tick(pairs_sensor, instance, inbox, None, factory)
+    message = result.skip_reason.skip_message
+    assert result.run_requests == [] and message.startswith("1 pairs wanted, 1 waiting")
+    assert "carol.png,shirt.png: carol.png is not a known photo yet" in message
