@@ -1,9 +1,10 @@
 """Dagster's cost over the engine: a single-run backfill of N person photos against the engine's own steps.
 
 Run: ``python benchmarks/bench_dagster.py [--sizes 1 8 32] [--preset cheap|default] [--repeat 1] [--checkpoints
-DIR]``. Without ``--checkpoints`` the person side's checkpoints (OpenPose body, SCHP LIP-20, and the CP-VTON GMM whose
-frame the person representation is computed in) are synthesized in their published layouts into a temporary
-folder. On a temporary Dagster instance (SQLite) the checkpoint analyses and the per-role model assets are
+DIR] [--storage sqlite|postgres] [--planned-events per-partition|subset]``. Without ``--checkpoints`` the person
+side's checkpoints (OpenPose body, SCHP LIP-20, and the CP-VTON GMM whose frame the person representation is
+computed in) are synthesized in their published layouts into a temporary folder. On a temporary Dagster instance
+the checkpoint analyses and the per-role model assets are
 materialised once; then, for each N, the person-side assets (``person_image``, ``pose``, ``human_parsing``,
 ``person_representation``) are materialised for the first N person partitions as one run over a partition
 range (what a single-run backfill launches), with each process-wide model cache emptied first as in a fresh
@@ -11,10 +12,18 @@ run process. The same photos go through the same steps called directly (decode, 
 ``detect_poses``, ``parse_people``, ``cpvton_person``, the same options, one batch). Prints per N: the
 Dagster run's wall time and model loads (target: independent of N), both per-photo times and the Dagster
 overhead (target: at most 25 % at N = 32). Every photo is 128 x 96, a different crop of the bundled astronaut.
+
+Storage: the embedded default (SQLite, what ``mycloset demo`` and ``dagster dev`` use) or ``--storage postgres``
+(the scale extra, and ``PYTHONPATH=.``: a private PostgreSQL cluster with fsync on, started on 127.0.0.1 by the
+scale tests' helper). Dagster writes a run's planned events one per asset and partition unless
+``DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS`` is set (``--planned-events subset``: one per asset, at the cost
+Dagster states: partitions of a failed run are not marked failed).
 """
 
 import argparse
+import contextlib
 import json
+import os
 import tempfile
 import time
 import warnings
@@ -61,6 +70,7 @@ PERSON_ASSETS = (person_image, pose, human_parsing, person_representation)
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 PHOTO_SIZE = (128, 96)
+PLANNED_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 PRESETS: dict[str, tuple[dict[str, dict[str, Any]], TryOnOptions]] = {
     "cheap": (
         {
@@ -243,6 +253,22 @@ def report(rows: Sequence[Row]) -> None:
     )
 
 
+@contextlib.contextmanager
+def bench_instance(storage: str) -> Any:
+    """A temporary instance on the embedded SQLite storage, or on a private PostgreSQL cluster's fresh database."""
+    if storage == "sqlite":
+        with dg.instance_for_test() as instance:
+            yield instance
+        return
+    from tests.scale.servers import fresh_database, started_postgres
+
+    with started_postgres(fsync=True) as postgres, fresh_database(postgres) as database:
+        server = {"hostname": postgres.host, "port": postgres.port, "username": postgres.user, "password": ""}
+        settings = {**server, "db_name": database, "scheme": "postgresql+psycopg2"}
+        with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_db": settings}}}) as instance:
+            yield instance
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 32], help="backfill sizes N")
@@ -251,17 +277,27 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per figure (the fastest is shown)")
     parser.add_argument("--checkpoints", metavar="DIR", help="a checkpoint folder (default: synthesized)")
+    parser.add_argument("--storage", choices=("sqlite", "postgres"), default="sqlite", help="the instance's storage")
+    parser.add_argument(
+        "--planned-events",
+        choices=("per-partition", "subset"),
+        default="per-partition",
+        help=f"Dagster's planned events of a run: one per asset and partition, or one per asset ({PLANNED_SUBSET})",
+    )
     args = parser.parse_args()
     if min(args.sizes) < 1 or args.repeat < 1:
         parser.error("--sizes and --repeat must be at least 1")
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    if args.planned_events == "subset":
+        os.environ[PLANNED_SUBSET] = "1"
 
-    with tempfile.TemporaryDirectory() as scratch_dir, dg.instance_for_test() as instance:
+    with tempfile.TemporaryDirectory() as scratch_dir, bench_instance(args.storage) as instance:
         scratch = Path(scratch_dir)
         zoo = Path(args.checkpoints) if args.checkpoints else synthesize(scratch / "zoo")
         started = time.perf_counter()
         bench = prepare(instance, zoo, scratch, max(args.sizes), args.preset)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dagster {dg.__version__}")
+        print(f"storage {type(instance.event_log_storage).__name__}; planned events {args.planned_events}")
         print(f"preset {args.preset}: run config {bench.op_config or 'defaults'}; engine {bench.options.to_dict()}")
         print(f"{len(bench.photos)} photos {PHOTO_SIZE[1]} x {PHOTO_SIZE[0]}; models: " + ", ".join(
             f"{role} {bench.card(role)['entry']}" for role in ROLES

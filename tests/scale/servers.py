@@ -63,15 +63,16 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def started_postgres() -> Iterator[Postgres]:
-    """A private PostgreSQL cluster (trust authentication, no fsync), as the ``postgres`` user when root."""
+def started_postgres(fsync: bool = False) -> Iterator[Postgres]:
+    """A private PostgreSQL cluster (trust authentication; no fsync unless asked, as for tests), as the
+    ``postgres`` user when root."""
     folder = Path(tempfile.mkdtemp(prefix="mycloset-pg-"))
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     data, port = folder / "data", free_port()
     run = {"check": True, "capture_output": True, "timeout": 120}
     subprocess.run(_as_postgres([_postgres_binary("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]), **run)
-    options = f"-p {port} -k {folder} -c listen_addresses={HOST} -c fsync=off"
+    options = f"-p {port} -k {folder} -c listen_addresses={HOST} -c fsync={'on' if fsync else 'off'}"
     pg_ctl = _postgres_binary("pg_ctl")
     subprocess.run(
         _as_postgres([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]), **run
