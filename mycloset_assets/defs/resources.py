@@ -10,7 +10,6 @@ partitions at once (single-run backfills): each model is then loaded once per ru
 """
 
 import os
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,27 +20,16 @@ from pydantic import Field
 from ..checkpoints import LoadedModel, analyze
 from ..checkpoints.errors import CheckpointError
 from ..checkpoints.manager import ModelManager, ModelVersion
-from ..engine.models import Checkpoint, ModelPool, ModelSet, checkpoint_files, default_pool, file_digest
+from ..engine.models import Checkpoint, ModelPool, ModelSet, checkpoint_files, configure_default_pool, file_digest
 from ..engine.options import TryOnOptions
 from .options import engine_options
 
 W = TypeVar("W")
 MIB = 1024 * 1024
-_pools: dict[int, ModelPool] = {}
-_pools_lock = threading.Lock()
 
 
 class ChangedFileError(CheckpointError):
     """A checkpoint file no longer has the sha256 it was chosen (and recorded) with."""
-
-
-def shared_pool(memory_budget_mb: float | None) -> ModelPool:
-    """The process's engine pool: the default one when unbounded, else one per budget."""
-    if memory_budget_mb is None:
-        return default_pool()
-    budget = int(memory_budget_mb * MIB)
-    with _pools_lock:
-        return _pools.setdefault(budget, ModelPool(memory_budget=budget))
 
 
 class ModelFactoryResource(dg.ConfigurableResource):
@@ -85,8 +73,8 @@ class ModelFactoryResource(dg.ConfigurableResource):
         return ModelSet.from_folder(self.folder(), policy=self.policy)
 
     def pool(self) -> ModelPool:
-        """The engine pool the networks are loaded into."""
-        return shared_pool(self.memory_budget_mb)
+        """The engine's process-wide pool, with this resource's budget (a run process has one configuration)."""
+        return configure_default_pool(None if self.memory_budget_mb is None else int(self.memory_budget_mb * MIB))
 
     def options(self, config: dg.Config | None = None) -> TryOnOptions:
         """The engine options of an asset's ``config`` on this factory's device and dtype."""

@@ -12,7 +12,6 @@ from mycloset_assets.defs.resources import (
     ModelFactoryResource,
     ModelManagerResource,
     file_report,
-    shared_pool,
 )
 from mycloset_assets.engine.models import default_pool, model_bytes
 
@@ -66,12 +65,17 @@ def test_the_memory_budget_keeps_one_network_when_two_do_not_fit(tmp_path, synth
     sizes = [model_bytes(probe.load(card)[0]) for card in cards]
     budget_mb = (max(sizes) + min(sizes) // 2) / 2**20
     factory = ModelFactoryResource(checkpoint_folder=str(zoo), memory_budget_mb=budget_mb)
+    default_pool().clear()
     pool = factory.pool()
-    assert pool is shared_pool(budget_mb) and pool is not default_pool() and pool.memory_budget < sum(sizes)
-    for card in [*cards, *cards]:
-        factory.load(card)
-        assert len(pool) == 1 and pool.resident_bytes() <= pool.memory_budget
-    assert (pool.loads, pool.releases) == (4, 3)
+    loads, releases = pool.loads, pool.releases
+    try:
+        assert pool is default_pool() and pool.memory_budget == int(budget_mb * 2**20) < sum(sizes)
+        for card in [*cards, *cards]:
+            factory.load(card)
+            assert len(pool) == 1 and pool.resident_bytes() <= pool.memory_budget
+        assert (pool.loads - loads, pool.releases - releases) == (4, 3)
+    finally:
+        assert probe.pool().memory_budget is None, "an unbounded resource lifts the budget again"
 
 
 def test_file_report_is_the_analysis_plus_identity(synth_file):
