@@ -65,7 +65,9 @@ class TryOnResult:
 
     ``optional_steps``: ``mask_refinement``, ``face_restoration`` and ``quality`` -> ``{"ran": bool, "reason":
     str, ...}`` (what the step did, or why it was skipped); ``quality``: the quality report (quality.json, see
-    :func:`mycloset_assets.engine.quality.quality_report`) when the quality step ran.
+    :func:`mycloset_assets.engine.quality.quality_report`) when the quality step ran. ``pose_estimator``:
+    ``"openpose"`` or ``"blazepose"``, the estimator that found the keypoints (None when they were given);
+    BlazePose adds ``pose_landmarks`` (33 x 4: x, y, visibility, presence in person pixels) to ``extras``.
     """
 
     pipeline: str
@@ -93,6 +95,7 @@ class TryOnResult:
     notes: tuple[str, ...] = ()
     optional_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality: dict[str, Any] | None = None
+    pose_estimator: str | None = None
 
     @property
     def cache_hit(self) -> bool:
@@ -117,9 +120,10 @@ class TryOnResult:
 
     def report(self, outputs: Mapping[str, str] | None = None) -> dict[str, Any]:
         """report.json: ``pipeline``, ``models``, ``steps``, ``skipped``, ``outputs`` (INTERFACES.md), and
-        ``optional_steps`` (which optional steps ran, which were skipped and why)."""
+        ``optional_steps`` (which optional steps ran, which were skipped and why) and ``pose_estimator``."""
         return {
             "pipeline": self.pipeline,
+            "pose_estimator": self.pose_estimator,
             "models": {role: info.to_dict() for role, info in self.models.items()},
             "steps": [step.to_report() for step in self.steps],
             "skipped": dict(self.skipped),

@@ -1,0 +1,116 @@
+"""BlazePose in the engine's pose role: the real MediaPipe files beside synthesized CP-VTON networks, on the
+bundled demo photo. The parsing and garment mask are given, so only pose, GMM and TOM run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mycloset_assets.package_data import demo_data_folder
+from mycloset_assets.pipeline import MissingModelsError, TryOnOptions, TryOnResult, run_virtual_try_on
+from mycloset_assets.vision.images import load_image
+
+NECK, R_SHOULDER, L_SHOULDER, R_HIP, L_HIP, NOSE = 1, 2, 5, 8, 11, 0
+OPTIONS = TryOnOptions(max_side=512, quality=False)
+
+
+@pytest.fixture(scope="module")
+def inputs() -> dict[str, np.ndarray]:
+    person = load_image(demo_data_folder() / "astronaut.png").pixels
+    garment = load_image(demo_data_folder() / "tshirt.png").pixels
+    parsing = np.zeros(person.shape[:2], dtype=np.uint8)
+    parsing[150:400, 150:360] = 5
+    mask = garment.min(axis=2) < 250
+    return {"person": person, "garment": garment, "parsing": parsing, "garment_mask": mask}
+
+
+def zoo(folder: Path, files: dict[str, Path]) -> Path:
+    folder.mkdir()
+    for index, path in enumerate(files.values()):
+        (folder / f"file{index}.bin").symlink_to(path)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def blazepose_zoo(mediapipe_models, synth_file, tmp_path_factory) -> Path:
+    files = {**mediapipe_models, "cpvton_gmm": synth_file("cpvton_gmm"), "cpvton_tom": synth_file("cpvton_tom")}
+    return zoo(tmp_path_factory.mktemp("blazepose") / "zoo", files)
+
+
+@pytest.fixture(scope="module")
+def both_zoo(mediapipe_models, synth_file, tmp_path_factory) -> Path:
+    files = {**mediapipe_models, **{name: synth_file(name) for name in ("openpose_body_coco18", "cpvton_gmm",
+                                                                          "cpvton_tom")}}  # fmt: skip
+    return zoo(tmp_path_factory.mktemp("both") / "zoo", files)
+
+
+def run(inputs: dict[str, np.ndarray], folder: Path, estimator: str = "auto") -> TryOnResult:
+    options = TryOnOptions(max_side=512, quality=False, pose_estimator=estimator)
+    return run_virtual_try_on(inputs["person"], inputs["garment"], models=folder, options=options, cache=False,
+                              parsing=inputs["parsing"], garment_mask=inputs["garment_mask"])  # fmt: skip
+
+
+def test_blazepose_alone_fills_the_pose_role_with_plausible_keypoints(inputs, blazepose_zoo):
+    result = run(inputs, blazepose_zoo)
+    assert result.pose_estimator == "blazepose" and result.report()["pose_estimator"] == "blazepose"
+    assert result.models["pose"].entry == "mediapipe_pose_landmark_full"
+    assert result.models["pose_detector"].entry == "mediapipe_pose_detection"
+    assert result.people.shape == (1, 18, 3) and result.keypoints.shape == (18, 3)
+    points = result.keypoints
+    for part in (NOSE, NECK, R_SHOULDER, L_SHOULDER):
+        assert points[part, 2] >= 0.5, part
+    # The person's right shoulder is on the left of the photo; the neck lies between the shoulders, below the
+    # nose, at their midpoint (BlazePose-33 -> OpenPose-18 defines it so).
+    assert points[R_SHOULDER, 0] < points[NECK, 0] < points[L_SHOULDER, 0]
+    assert points[NOSE, 1] < points[NECK, 1]
+    np.testing.assert_allclose(points[NECK, :2], (points[R_SHOULDER, :2] + points[L_SHOULDER, :2]) / 2, atol=1e-6)
+    # Within 40 px of the keypoints read off the photo by eye (demo_data/astronaut_keypoints.json; its neck is
+    # the base of the neck, not the shoulders' midpoint, so it is left out).
+    by_eye = np.array(json.loads((demo_data_folder() / "astronaut_keypoints.json").read_text())["keypoints"])
+    for part in (NOSE, R_SHOULDER, L_SHOULDER):
+        assert np.hypot(*(points[part, :2] - by_eye[part, :2])) < 40, (part, points[part], by_eye[part])
+    landmarks = result.extras["pose_landmarks"]
+    assert landmarks.shape == (33, 4) and np.isfinite(landmarks).all()
+    # OpenPose-18's nose is BlazePose's landmark 0, in the same photo pixels.
+    np.testing.assert_allclose(points[NOSE, :2], landmarks[0, :2], atol=1e-6)
+
+
+def test_with_both_estimators_auto_takes_openpose_and_the_option_picks_each(inputs, both_zoo):
+    auto = run(inputs, both_zoo)
+    assert auto.pose_estimator == "openpose" and auto.models["pose"].entry == "openpose_body_coco18"
+    assert "pose_detector" not in auto.models and "pose_landmarks" not in auto.extras
+    openpose = run(inputs, both_zoo, "openpose")
+    assert openpose.models["pose"].entry == "openpose_body_coco18"
+    np.testing.assert_array_equal(openpose.people, auto.people)
+    blazepose = run(inputs, both_zoo, "blazepose")
+    assert blazepose.pose_estimator == "blazepose"
+    assert blazepose.models["pose"].entry == "mediapipe_pose_landmark_full"
+    assert blazepose.models["pose_detector"].entry == "mediapipe_pose_detection"
+    assert blazepose.people.shape == (1, 18, 3)
+
+
+def test_an_estimator_whose_files_are_absent_fails_naming_them(inputs, blazepose_zoo, tmp_path, synth_file):
+    with pytest.raises(MissingModelsError, match=r"needs pose \(openpose_body_coco18\)"):
+        run(inputs, blazepose_zoo, "openpose")
+    landmark = _file(blazepose_zoo, "mediapipe_pose_landmark_full")
+    files = {"landmark": landmark, "gmm": synth_file("cpvton_gmm"), "tom": synth_file("cpvton_tom")}
+    landmark_only = zoo(tmp_path / "landmark", files)
+    with pytest.raises(MissingModelsError) as missing:
+        run(inputs, landmark_only, "blazepose")
+    assert "pose (mediapipe_pose_landmark_full + mediapipe_pose_detection)" in str(missing.value)
+
+
+def _file(folder: Path, entry: str) -> Path:
+    from mycloset_assets.engine.models import ModelSet
+
+    return ModelSet.from_folder(folder).checkpoints[entry].path
+
+
+def test_the_option_is_validated():
+    with pytest.raises(ValueError, match=r"pose_estimator must be one of auto, openpose, blazepose, not 'hrnet'"):
+        TryOnOptions(pose_estimator="hrnet")
+    assert TryOnOptions().pose_estimator == "auto" and TryOnOptions().narrowed_roles() == {}
+    assert TryOnOptions(pose_estimator="blazepose").narrowed_roles() == {"pose": ("mediapipe_pose_landmark_full",)}
