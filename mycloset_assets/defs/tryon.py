@@ -31,7 +31,9 @@ import numpy as np
 
 from ..checkpoints import get_entry
 from ..engine.errors import PersonNotFoundError
+from ..engine.options import TryOnOptions
 from ..engine.stages import (
+    blazepose_estimator,
     check_vitonhd_pose,
     detect_poses,
     mask_garments,
@@ -44,6 +46,7 @@ from ..engine.stages import (
 from ..monitoring import Monitor
 from ..vision.compositing import to_uint8_image
 from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_warp, parsing_picture, side_by_side
+from ..vision.pose_agreement import keypoint_agreement
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import (
     CpVtonGmm,
@@ -91,8 +94,10 @@ from .images import (
     store_beside,
 )
 from .io_managers import OpenFormatStorage, read_value
+from .models import MODEL_ASSETS, stored_cards
 from .options import option
 from .partitions import GARMENT_OF_PAIR, PERSON_OF_PAIR, garment_images, pairs, person_images, split_pair_key
+from .pose_checks import agreement_result, agreement_spec, chosen_estimator, estimator_cards
 from .refinement import refined_garment_mask
 from .resources import ModelFactoryResource
 
@@ -101,9 +106,12 @@ BATCH = "Images or pairs per network forward."
 
 
 class PoseConfig(PoseCheckConfig):
-    """How OpenPose runs (engine options) and the thresholds of the pose checks."""
+    """Which estimator runs and how (engine options), and the thresholds of the pose checks."""
 
     max_side: int | None = option("max_side", MAX_SIDE)
+    pose_estimator: str = option(
+        "pose_estimator", "auto, openpose or blazepose: whose keypoints are stored (auto: pose_model's estimator)."
+    )
     pose_scales: list[float] | None = option("pose_scales", "OpenPose scales of box 368; null: the entry's.")
 
 
@@ -187,6 +195,14 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
 # per person photo ------------------------------------------------------------------------------------------
 
 
+def pose_estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any], options: TryOnOptions) -> Any:
+    """The engine's estimator for a pose card: BlazePose when the card names its detector partner, else OpenPose."""
+    detector = card.get("partners", {}).get("pose_detector")
+    if detector is not None:
+        return blazepose_estimator(model_factory.load(detector)[0], model_factory.load(card)[0])
+    return model_factory.wrapper(card, pose_wrapper, scales=options.pose_scales)
+
+
 @dg.asset(
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
@@ -194,13 +210,17 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
     op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
+    deps=[MODEL_ASSETS["blazepose"]],
     dagster_type=STORED,
-    check_specs=check_specs(
-        "pose",
-        "The chosen person's keypoints are a finite 18 x 3 array (ERROR otherwise) with at least min_keypoints "
-        "confident keypoints (WARN otherwise: nobody, or only part of a person, was found).",
-        model=True,
-    ),
+    check_specs=[
+        *check_specs(
+            "pose",
+            "The chosen person's keypoints are a finite 18 x 3 array (ERROR otherwise) with at least "
+            "min_keypoints confident keypoints (WARN otherwise: nobody, or only part of a person, was found).",
+            model=True,
+        ),
+        agreement_spec("pose"),
+    ],
 )
 def pose(
     context: dg.AssetExecutionContext,
@@ -210,35 +230,47 @@ def pose(
     model_factory: ModelFactoryResource,
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
-    """OpenPose body keypoints of each person photo (JSON): ``people`` (P x 18 x 3, everyone found, OpenPose-18
-    order, photo pixels) and ``keypoints`` (18 x 3, the best-scoring person, the one the try-on uses)."""
+    """Body keypoints of each person photo (JSON) by the estimator ``pose_estimator`` names: ``people`` (P x 18 x 3,
+    everyone found, OpenPose-18 order, photo pixels), ``keypoints`` (18 x 3, the best-scoring person, the one the
+    try-on uses), ``estimator``; BlazePose adds ``landmarks`` (33 x 4) and ``people_landmarks`` (P x 33 x 4).
+    With both estimators present the other one runs too, for the ``estimators_agree`` check."""
     photos = partition_values(context, person_image)
     options = model_factory.options(config)
+    cards = estimator_cards(pose_model, stored_cards(io_manager, ("blazepose",)).get("blazepose"))
+    used = chosen_estimator(options.pose_estimator, cards)
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
-        wrapper = model_factory.wrapper(pose_model, pose_wrapper, scales=options.pose_scales)
+        estimator = pose_estimator(model_factory, cards[used], options)
     with monitor.step("pose"):
-        found = detect_poses(wrapper, list(photos.values()), options.max_side)
-    poses = {
-        key: {
-            "keypoint_order": "openpose18",
-            "image_size": list(photos[key].shape[:2]),
-            "keypoints": arrays["keypoints"],
-            "people": arrays["people"],
+        found = detect_poses(estimator, list(photos.values()), options.max_side)
+    other = next((name for name in cards if name != used), None)
+    compared = {}
+    if other is not None:
+        second = detect_poses(pose_estimator(model_factory, cards[other], options), list(photos.values()),
+                              options.max_side)  # fmt: skip
+        compared = {
+            key: keypoint_agreement(mine["keypoints"], theirs["keypoints"], config.agreement_alpha)
+            for key, mine, theirs in zip(photos, found, second, strict=True)
         }
+    poses = {
+        key: {"keypoint_order": "openpose18", "estimator": used, "image_size": list(photos[key].shape[:2]), **arrays}
         for key, arrays in zip(photos, found, strict=True)
     }
     metadata = {
         key: {
+            "estimator": used,
             "people": len(item["people"]),
             "confident_keypoints": int((item["keypoints"][:, 2] >= config.min_keypoint_score).sum()),
+            **({"pck": round(compared[key].pck, 4)} if key in compared and compared[key].pck is not None else {}),
             "preview": preview(draw_openpose18(photos[key], item["people"]), "skeleton"),
         }
         for key, item in poses.items()
     }
     add_partition_metadata(context, io_manager, poses, metadata)
-    figures = StepFigures.of(monitor, len(photos), pose_model)
-    return _result(context, poses, figures, _model_checks(figures, config, pose_findings(poses, config)))
+    figures = StepFigures.of(monitor, len(photos), cards[used])
+    checks = _model_checks(figures, config, pose_findings(poses, config))
+    agreement = agreement_result(compared, (used, other), figures, config.min_agreement, config.agreement_alpha)
+    return _result(context, poses, figures, [*checks, agreement])
 
 
 @dg.asset(
