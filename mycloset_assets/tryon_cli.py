@@ -43,6 +43,10 @@ def _optional_detail(record: dict[str, Any]) -> str:
     if not record["ran"]:
         return record["reason"]
     parts = [f"{side}: {info['reason']}" for side in ("garment", "clothing") if (info := record.get(side))]
+    if "person_fraction" in record:
+        parts.append(
+            f"person {record['person_fraction']:.1%} of the photo, IoU with the parsing {record['parsing_iou']}"
+        )
     if "box" in record:
         parts.append(f"face box {record['box']}")
     if record.get("skipped_figures"):

@@ -157,8 +157,11 @@ def test_optional_steps_can_be_switched_off(first_run, tmp_path):
     assert run["status"] == 0, run["stderr"]
     report = json.loads(run["stdout"])
     assert report["optional_steps"] == {
-        name: {"ran": False, "reason": f"switched off ({name}=False)"}
-        for name in ("mask_refinement", "face_restoration", "quality")
+        "person_mask": {"ran": False, "reason": "no person_mask checkpoint is available (mediapipe_selfie_segmentation)"},
+        **{
+            name: {"ran": False, "reason": f"switched off ({name}=False)"}
+            for name in ("mask_refinement", "face_restoration", "quality")
+        },
     }
     assert "quality_report" not in report["outputs"] and not (tmp_path / "plain" / "quality.json").exists()
 

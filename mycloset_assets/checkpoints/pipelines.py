@@ -50,12 +50,14 @@ OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
     "mask_refinement": ("sam_vit_h", "sam_vit_l", "sam_vit_b", "mobile_sam"),
     "lpips": ("lpips_alex_lin", "lpips_vgg_lin"),
     "clip": ("clip_vit_b32",),
+    "person_mask": ("mediapipe_selfie_segmentation",),
 }
 
 OPTIONAL_STEPS: dict[str, tuple[str, ...]] = {
     "mask_refinement": ("mask_refinement",),
     "face_restoration": ("face_restoration",),
     "quality": ("lpips", "clip"),
+    "person_mask": ("person_mask",),
 }
 
 PARTNERS: dict[str, dict[str, str]] = {

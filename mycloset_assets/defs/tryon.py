@@ -37,16 +37,19 @@ from ..engine.stages import (
     check_vitonhd_pose,
     detect_poses,
     mask_garments,
+    mask_iou,
     mask_wrapper,
     parse_people,
     parsing_names,
     parsing_settings,
+    person_masks,
     pose_wrapper,
 )
 from ..monitoring import Monitor
 from ..vision.compositing import to_uint8_image
 from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_warp, parsing_picture, side_by_side
 from ..vision.pose_agreement import keypoint_agreement
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import (
     CpVtonGmm,
@@ -123,6 +126,7 @@ class ParsingConfig(ParsingCheckConfig):
     parsing_scales: list[float] | None = option("parsing_scales", "Graphonomy scales; null: the reference's.")
     parsing_flip: bool | None = option("parsing_flip", "Flip averaging; null: the family's default.")
     batch_size: int = option("batch_size", BATCH)
+    person_mask: bool = option("person_mask", "Store the selfie segmentation's person mask when its card exists.")
 
 
 class GarmentMaskConfig(GarmentMaskCheckConfig):
@@ -280,6 +284,7 @@ def pose(
     op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
+    deps=[MODEL_ASSETS["person_mask"]],
     dagster_type=STORED,
     check_specs=check_specs(
         "human_parsing",
@@ -298,17 +303,23 @@ def human_parsing(
 ) -> dg.MaterializeResult:
     """Human parsing of each person photo: a PNG of label ids at the photo's size (LIP-20 for SCHP, CIHP-20 for
     Graphonomy; the names are in the metadata; a viewer shows the ids as near-black), and beside it
-    ``<partition>.colour.png``, the classes in colour with a legend (also the preview)."""
+    ``<partition>.colour.png``, the classes in colour with a legend (also the preview); with a ``person_mask``
+    model card, ``<partition>.person_mask.png`` (MediaPipe's selfie segmentation, 0/255) and its IoU with the
+    parsing's person in the metadata."""
     photos = partition_values(context, person_image)
     entry = get_entry(parsing_model["entry"])
     options = model_factory.options(config)
     settings = {**parsing_settings(entry.family, options), "batch_size": options.batch_size}
+    mask_card = stored_cards(io_manager, ("person_mask",)).get("person_mask") if options.person_mask else None
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
         wrapper = model_factory.wrapper(parsing_model, parsing_wrapper, **settings)
+        segmenter = model_factory.wrapper(mask_card, SelfieSegmenter) if mask_card is not None else None
     with monitor.step("human_parsing"):
         found = parse_people(wrapper, list(photos.values()), options.max_side)
+        masks = person_masks(segmenter, list(photos.values())) if segmenter is not None else []
     labels = {key: arrays["parsing"] for key, arrays in zip(photos, found, strict=True)}
+    person_mask = {key: arrays["person_mask"] for key, arrays in zip(photos, masks, strict=True)}
     names = parsing_names(entry.labels)
     metadata = {}
     for key, label_map in labels.items():
@@ -323,11 +334,26 @@ def human_parsing(
             "preview": preview(picture, "parsing"),
             **({"colour_path": dg.MetadataValue.path(colour)} if colour else {}),
         }
+        if key in person_mask:
+            metadata[key].update(_person_mask_metadata(io_manager, context.asset_key, key, person_mask[key], label_map))
     add_partition_metadata(context, io_manager, labels, metadata)
     figures = StepFigures.of(monitor, len(photos), parsing_model)
     sizes = {key: photo.shape[:2] for key, photo in photos.items()}
     findings = parsing_findings(labels, sizes, len(names), config)
     return _result(context, labels, figures, _model_checks(figures, config, findings))
+
+
+def _person_mask_metadata(
+    storage: dg.IOManager, asset_key: dg.AssetKey, key: str, mask: np.ndarray, labels: np.ndarray
+) -> dict[str, Any]:
+    """Store a person mask beside the parsing; its share of the photo, IoU with the parsing's person, path."""
+    path = store_beside(storage, asset_key, key, "person_mask", mask)
+    iou = mask_iou(mask, labels)
+    return {
+        "person_mask_fraction": round(float(np.mean(mask > 0)), 4),
+        **({"person_mask_parsing_iou": round(iou, 4)} if iou is not None else {}),
+        **({"person_mask_path": dg.MetadataValue.path(path)} if path else {}),
+    }
 
 
 def representation_arrays(person: CpVtonPerson) -> dict[str, np.ndarray]:

@@ -1,9 +1,11 @@
-"""The optional steps of a try-on run: MobileSAM mask refinement (before the try-on), GFPGAN face restoration
-and the quality figures (after it). Each runs when it is switched on and its checkpoint is present, and leaves a
-record on every pair: ``{"ran": True, ...}`` or ``{"ran": False, "reason": ...}``.
+"""The optional steps of a try-on run: MediaPipe's person mask and MobileSAM mask refinement (before the
+try-on), GFPGAN face restoration and the quality figures (after it). Each runs when it is switched on and its
+checkpoint is present, and leaves a record on every pair: ``{"ran": True, ...}`` or ``{"ran": False, "reason":
+...}``.
 
-Each step is cached by content like the others: refinement per photo (pixels, the mask refined, the network),
-restoration per result image and keypoints, figures per result and the arrays they compare.
+Each step is cached by content like the others: the person mask and refinement per photo (pixels, the mask
+refined, the network), restoration per result image and keypoints, figures per result and the arrays they
+compare.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from ..checkpoints.pipelines import OPTIONAL_STEPS, absent_optional
 from ..engine_cache import array_digest, content_key, freeze
 from ..vision.prompts import SamPrompt
 from ..wrappers.face import FaceRestorer
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from ..wrappers.sam import MaskRefiner
 from .context import CACHE_VERSION, Item, Photo, RunContext, count
 from .options import TryOnOptions
 from .quality import QualityFigures, QualityInputs, measure_quality
+from .stages import mask_iou, person_masks
 from .steps import (
     RefinedMask,
     Restore,
@@ -106,6 +110,32 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
             if clothing.proposed is not None:
                 item.extras["sam_clothing_mask"] = clothing.proposed
             item.records["mask_refinement"] = {"ran": True, "garment": garment.record, "clothing": clothing.record}
+
+
+def person_mask(run: RunContext, items: list[Item]) -> None:
+    """The person mask of each person photo (selfie segmentation, 0/255 at the photo's size) into the extras,
+    with the share of the photo it covers and its IoU with the parsing's person (non-background) labels."""
+    if not run.options.person_mask:
+        return _skip(items, "person_mask", _switched_off("person_mask"))
+    if "person_mask" not in run.chosen:
+        return _skip(items, "person_mask", absent_optional("person_mask"))
+    photos = {item.person.digest: item.person for item in items}
+
+    def compute(images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        return person_masks(run.wrapper("person_mask", SelfieSegmenter), images)
+
+    results, hits = run.photo_stage("person_mask", photos, run.options.person_mask_config(), compute)
+    for item in items:
+        assert item.parsing is not None
+        mask = results[item.person.digest]["person_mask"]
+        item.extras["person_mask"] = mask
+        item.cached += ["person_mask"] * (item.person.digest in hits)
+        iou = mask_iou(mask, item.parsing["parsing"])
+        item.records["person_mask"] = {
+            "ran": True,
+            "person_fraction": round(float(np.mean(mask > 0)), 4),
+            "parsing_iou": None if iou is None else round(iou, 4),
+        }
 
 
 def _refine_garment(run: RunContext, item: Item) -> tuple[RefinedMask, bool]:

@@ -59,6 +59,8 @@ class TryOnOptions:
     - ``face_restoration``: restore the face of the result with GFPGAN when a checkpoint is present and the pose
       shows both eyes and the nose with a score of at least ``face_min_score``, ``face_min_eye_distance`` pixels
       apart.
+    - ``person_mask``: a 0/255 person mask of each person photo by MediaPipe's selfie segmentation when its
+      checkpoint is present (kept in the result's extras; the record gives its IoU with the parsing's person).
     - ``quality``: measure the result (LPIPS and CLIP with their checkpoints, SSIM and mask IoU always);
       ``quality_max_side``: LPIPS runs on copies whose longer side is at most this many pixels.
     """
@@ -82,6 +84,7 @@ class TryOnOptions:
     face_restoration: bool = True
     face_min_score: float = 0.3
     face_min_eye_distance: float = 8.0
+    person_mask: bool = True
     quality: bool = True
     quality_max_side: int = 512
 
@@ -166,6 +169,10 @@ class TryOnOptions:
     def face_config(self) -> dict[str, Any]:
         """The options face restoration's output depends on."""
         return {**self._compute(), "min_score": self.face_min_score, "min_eye_distance": self.face_min_eye_distance}
+
+    def person_mask_config(self) -> dict[str, Any]:
+        """The options the person mask depends on."""
+        return self._compute()
 
     def quality_config(self) -> dict[str, Any]:
         """The options the quality figures depend on."""

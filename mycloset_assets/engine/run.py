@@ -351,6 +351,7 @@ def run_virtual_try_on_batch(
     _pose(run, items)
     _parsing(run, items)
     _garment_masks(run, items)
+    optional_steps.person_mask(run, items)
     optional_steps.mask_refinement(run, items)
     _tryon(run, chosen_pipeline, items)
     optional_steps.face_restoration(run, items)

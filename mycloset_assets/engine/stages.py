@@ -26,6 +26,7 @@ from ..vision.parsing import ParsingResult, get_label_set, label_set_for
 from ..wrappers.base import CompleteModelWrapper
 from ..wrappers.garment import ClothSegmenter, SaliencyMasker
 from ..wrappers.mediapipe_pose import POSE_LANDMARKS, BlazePoseEstimator, BlazePoseResult
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter, person_mask
 from ..wrappers.openpose import OpenPoseBodyWrapper
 from ..wrappers.tryon import CpVtonTryOn, VitonHdTryOn
 from .errors import PersonNotFoundError
@@ -144,6 +145,18 @@ def detect_poses(estimator: PoseEstimator, photos: list[np.ndarray], max_side: i
             arrays["landmarks"] = everyone[int(np.argmax(scores))] if len(everyone) else np.zeros((0, 4))
         results.append(arrays)
     return results
+
+
+def person_masks(segmenter: SelfieSegmenter, photos: list[np.ndarray]) -> list[Arrays]:
+    """Per photo: ``person_mask`` H x W uint8, 255 where the selfie segmentation's probability is over 0.5."""
+    return [{"person_mask": person_mask(probability)} for probability in segmenter(photos)]
+
+
+def mask_iou(first: np.ndarray, second: np.ndarray) -> float | None:
+    """IoU of two masks of one size (non-zero = inside); None when both are empty."""
+    a, b = np.asarray(first) > 0, np.asarray(second) > 0
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else None
 
 
 def missing_vitonhd_keypoints(keypoints: np.ndarray) -> list[str]:

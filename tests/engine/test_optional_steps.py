@@ -77,6 +77,7 @@ def test_every_optional_step_runs_and_uses_its_checkpoint(full, full_zoo):
     }
     assert result.models["face_restoration"].path == str(full_zoo / "restore" / "GFPGANv1.4.pth")
     assert {name: record["ran"] for name, record in result.optional_steps.items()} == {
+        "person_mask": False,
         "mask_refinement": True,
         "face_restoration": True,
         "quality": True,
@@ -182,6 +183,7 @@ def test_switched_off_steps_say_so_and_load_nothing(full):
         keypoints=astronaut_keypoints(), parsing=astronaut_parsing(), cache=False, pool=ModelPool(),
     )  # fmt: skip
     assert result.optional_steps == {
+        "person_mask": {"ran": False, "reason": "no person_mask checkpoint is available (mediapipe_selfie_segmentation)"},
         "mask_refinement": {"ran": False, "reason": "switched off (mask_refinement=False)"},
         "face_restoration": {"ran": False, "reason": "switched off (face_restoration=False)"},
         "quality": {"ran": False, "reason": "switched off (quality=False)"},

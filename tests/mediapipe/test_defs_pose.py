@@ -23,12 +23,13 @@ from mycloset_assets.defs.models import MODEL_ASSETS
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key
 from mycloset_assets.defs.pose_checks import AGREEMENT_CHECK
 from mycloset_assets.defs.resources import ModelFactoryResource
-from mycloset_assets.defs.tryon import pose
+from mycloset_assets.defs.tryon import human_parsing, pose
 from mycloset_assets.package_data import demo_data_folder
 from mycloset_assets.vision.pose_agreement import keypoint_agreement
 
 pytestmark = pytest.mark.slow
-ASSETS = [checkpoint_analysis, MODEL_ASSETS["pose"], MODEL_ASSETS["blazepose"], person_image, pose]
+MODELS = [MODEL_ASSETS[slot] for slot in ("pose", "blazepose", "parsing", "person_mask")]
+ASSETS = [checkpoint_analysis, *MODELS, person_image, pose, human_parsing]
 NECK, R_SHOULDER, L_SHOULDER = 1, 2, 5
 SMALL = {"pose_scales": [0.25], "max_side": 256}
 
@@ -42,8 +43,9 @@ class Graph:
 
     def materialise(self, selection: list[dg.AssetsDefinition], **config: Any) -> dg.ExecuteInProcessResult:
         names = {asset.key.to_user_string() for asset in selection}
-        run_config = {"ops": {"pose": {"config": {**SMALL, **config}}}} if "pose" in names else {}
-        partition = self.person if names & {"pose", "person_image"} else None
+        ops = {"pose": {"config": {**SMALL, **config}}, "human_parsing": {"config": {"parsing_size": [64, 64]}}}
+        run_config = {"ops": {name: value for name, value in ops.items() if name in names}}
+        partition = self.person if names & {"pose", "person_image", "human_parsing"} else None
         return dg.materialize(ASSETS, selection=[a.key for a in selection], instance=self.instance,
                               resources=self.resources, run_config=run_config, partition_key=partition,
                               raise_on_error=False)  # fmt: skip
@@ -74,14 +76,14 @@ def build(root: Path, files: dict[str, Path]) -> Iterator[Graph]:
         person = image_partition_key(inbox.folder("person") / "astro.png")
         instance.add_dynamic_partitions("person_images", [person])
         graph = Graph(root / "store", instance, resources, person)
-        assert graph.materialise([MODEL_ASSETS["pose"], MODEL_ASSETS["blazepose"]]).success
+        assert graph.materialise(MODELS).success
         assert graph.materialise([person_image]).success
         yield graph
 
 
 @pytest.fixture(scope="module")
 def both(mediapipe_models, synth_file, tmp_path_factory) -> Iterator[Graph]:
-    files = {**mediapipe_models, "openpose_body_coco18": synth_file("openpose_body_coco18")}
+    files = {**mediapipe_models, **{name: synth_file(name) for name in ("openpose_body_coco18", "schp_lip20")}}
     yield from build(tmp_path_factory.mktemp("both"), files)
 
 
@@ -140,6 +142,21 @@ def test_blazepose_alone_fills_pose_and_the_check_is_not_computed(blazepose_only
     assert not failed.success
     (failure,) = [event for event in failed.all_events if event.is_step_failure]
     assert "pose_estimator is 'openpose' but only blazepose is present" in str(failure.event_specific_data)
+
+
+def test_the_parsing_step_stores_the_person_mask_beside_the_labels(both):
+    result = both.materialise([human_parsing])
+    assert result.success
+    stored = both.store / "human_parsing" / f"{both.person}.person_mask.png"
+    mask = np.asarray(Image.open(stored))
+    assert mask.shape == (512, 512) and set(np.unique(mask)) == {0, 255}
+    (materialisation,) = result.asset_materializations_for_node("human_parsing")
+    metadata = {key: value.value for key, value in materialisation.metadata.items()}
+    assert metadata["person_mask_fraction"] == pytest.approx(np.mean(mask > 0), abs=1e-4)
+    assert 0.2 < metadata["person_mask_fraction"] < 0.9 and metadata["person_mask_path"] == str(stored)
+    labels = np.asarray(Image.open(both.store / "human_parsing" / f"{both.person}.png"))
+    union = np.sum((mask > 0) | (labels > 0))
+    assert metadata["person_mask_parsing_iou"] == pytest.approx(np.sum((mask > 0) & (labels > 0)) / union, abs=1e-4)
 
 
 def test_pck_of_the_keypoints_both_found():

@@ -78,6 +78,26 @@ def test_blazepose_alone_fills_the_pose_role_with_plausible_keypoints(inputs, bl
     np.testing.assert_allclose(points[NOSE, :2], landmarks[0, :2], atol=1e-6)
 
 
+def test_the_selfie_segmentation_gives_the_person_mask(inputs, blazepose_zoo):
+    result = run(inputs, blazepose_zoo)
+    assert result.models["person_mask"].entry == "mediapipe_selfie_segmentation"
+    mask = result.extras["person_mask"]
+    assert mask.shape == inputs["person"].shape[:2] and mask.dtype == np.uint8
+    assert set(np.unique(mask)) == {0, 255}
+    record = result.optional_steps["person_mask"]
+    assert record["ran"] and record["person_fraction"] == pytest.approx(np.mean(mask > 0), abs=1e-4)
+    assert 0.2 < record["person_fraction"] < 0.9, "the astronaut fills much, not all, of the portrait"
+    expected_iou = np.sum((mask > 0) & (inputs["parsing"] > 0)) / np.sum((mask > 0) | (inputs["parsing"] > 0))
+    assert record["parsing_iou"] == pytest.approx(expected_iou, abs=1e-4)
+    nose = result.keypoints[NOSE, :2].round().astype(int)
+    assert mask[nose[1], nose[0]] == 255 and mask[5, 5] == 0, "the face is inside, the top-left corner outside"
+    off = run_virtual_try_on(inputs["person"], inputs["garment"], models=blazepose_zoo, cache=False,
+                             options=TryOnOptions(max_side=512, quality=False, person_mask=False),
+                             parsing=inputs["parsing"], garment_mask=inputs["garment_mask"])  # fmt: skip
+    assert off.optional_steps["person_mask"] == {"ran": False, "reason": "switched off (person_mask=False)"}
+    assert "person_mask" not in off.extras
+
+
 def test_with_both_estimators_auto_takes_openpose_and_the_option_picks_each(inputs, both_zoo):
     auto = run(inputs, both_zoo)
     assert auto.pose_estimator == "openpose" and auto.models["pose"].entry == "openpose_body_coco18"
