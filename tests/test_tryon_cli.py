@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mycloset_assets.checkpoints.pipelines import absent_optional
 from mycloset_assets.tryon_cli import add_tryon_command
 from mycloset_assets.vision.images import EXIF_ORIENTATION_TAG, load_image
 from tests.test_pipeline import CPVTON_FILES, DEMO, add_impostors, link_zoo
@@ -157,7 +158,7 @@ def test_optional_steps_can_be_switched_off(first_run, tmp_path):
     assert run["status"] == 0, run["stderr"]
     report = json.loads(run["stdout"])
     assert report["optional_steps"] == {
-        "person_mask": {"ran": False, "reason": "no person_mask checkpoint is available (mediapipe_selfie_segmentation)"},
+        "person_mask": {"ran": False, "reason": absent_optional("person_mask")},
         **{
             name: {"ran": False, "reason": f"switched off ({name}=False)"}
             for name in ("mask_refinement", "face_restoration", "quality")

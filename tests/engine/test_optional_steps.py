@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from mycloset_assets.checkpoints.convert import file_sha256
+from mycloset_assets.checkpoints.pipelines import absent_optional
 from mycloset_assets.engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs
 from mycloset_assets.engine.quality import METRICS
 from mycloset_assets.engine_cache import ContentCache
@@ -183,7 +184,7 @@ def test_switched_off_steps_say_so_and_load_nothing(full):
         keypoints=astronaut_keypoints(), parsing=astronaut_parsing(), cache=False, pool=ModelPool(),
     )  # fmt: skip
     assert result.optional_steps == {
-        "person_mask": {"ran": False, "reason": "no person_mask checkpoint is available (mediapipe_selfie_segmentation)"},
+        "person_mask": {"ran": False, "reason": absent_optional("person_mask")},
         "mask_refinement": {"ran": False, "reason": "switched off (mask_refinement=False)"},
         "face_restoration": {"ran": False, "reason": "switched off (face_restoration=False)"},
         "quality": {"ran": False, "reason": "switched off (quality=False)"},
