@@ -317,9 +317,9 @@ def human_parsing(
         segmenter = model_factory.wrapper(mask_card, SelfieSegmenter) if mask_card is not None else None
     with monitor.step("human_parsing"):
         found = parse_people(wrapper, list(photos.values()), options.max_side)
-        masks = person_masks(segmenter, list(photos.values())) if segmenter is not None else []
+        masks = person_masks(segmenter, list(photos.values())) if segmenter is not None else None
     labels = {key: arrays["parsing"] for key, arrays in zip(photos, found, strict=True)}
-    person_mask = {key: arrays["person_mask"] for key, arrays in zip(photos, masks, strict=True)}
+    person_mask = {key: item["person_mask"] for key, item in zip(photos, masks, strict=True)} if masks else {}
     names = parsing_names(entry.labels)
     metadata = {}
     for key, label_map in labels.items():
