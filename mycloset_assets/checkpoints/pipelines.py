@@ -51,6 +51,7 @@ OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
     "lpips": ("lpips_alex_lin", "lpips_vgg_lin"),
     "clip": ("clip_vit_b32",),
     "person_mask": ("mediapipe_selfie_segmentation",),
+    "face_detection": ("mediapipe_face_detection_short_range",),
 }
 
 OPTIONAL_STEPS: dict[str, tuple[str, ...]] = {
@@ -64,6 +65,10 @@ PARTNERS: dict[str, dict[str, str]] = {
     "mediapipe_pose_landmark_full": {"pose_detector": "mediapipe_pose_detection"},
 }
 """Entry -> the roles and entries of the separate networks it runs with (each loaded from its own file)."""
+
+STEP_HELPERS: dict[str, tuple[str, ...]] = {"face_restoration": ("face_detection",)}
+"""Optional roles a step uses when an entry fills them and runs without otherwise (BlazeFace's eyes and nose
+align the face GFPGAN restores; the pose's do when no face detector is present)."""
 
 PREFERENCE = ("vitonhd", "cpvton")
 

@@ -14,10 +14,11 @@ import json
 
 import numpy as np
 
-from ..checkpoints.pipelines import OPTIONAL_STEPS, absent_optional
+from ..checkpoints.pipelines import OPTIONAL_STEPS, STEP_HELPERS, absent_optional
 from ..engine_cache import array_digest, content_key, freeze
 from ..vision.prompts import SamPrompt
 from ..wrappers.face import FaceRestorer
+from ..wrappers.mediapipe_face import FaceDetector
 from ..wrappers.mediapipe_segmentation import SelfieSegmenter
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from ..wrappers.sam import MaskRefiner
@@ -30,6 +31,7 @@ from .steps import (
     Restore,
     Segment,
     clothing_reference,
+    face_alignment_keypoints,
     refine_clothing_mask,
     refine_garment_mask,
     restore_face,
@@ -37,8 +39,10 @@ from .steps import (
 
 
 def wanted_roles(options: TryOnOptions) -> list[str]:
-    """The optional roles of the steps ``options`` switch on (``OPTIONAL_STEPS``: which roles each step reads)."""
-    return [role for step, roles in OPTIONAL_STEPS.items() if getattr(options, step) for role in roles]
+    """The optional roles of the steps ``options`` switch on (``OPTIONAL_STEPS``: which roles each step reads;
+    ``STEP_HELPERS``: the roles it uses when filled)."""
+    steps = [step for step in OPTIONAL_STEPS if getattr(options, step)]
+    return [role for step in steps for role in (*OPTIONAL_STEPS[step], *STEP_HELPERS.get(step, ()))]
 
 
 def _skip(items: list[Item], step: str, reason: str) -> None:
@@ -187,13 +191,18 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
         return _skip(items, "face_restoration", _switched_off("face_restoration"))
     if "face_restoration" not in run.chosen:
         return _skip(items, "face_restoration", absent_optional("face_restoration"))
+    detector = FaceDetector(run.load("face_detection")) if "face_detection" in run.chosen else None
     with run.step("face_restoration", count(len(items), "pair")):
         for item in items:
             assert item.keypoints is not None and item.tryon is not None
             image, keypoints = item.tryon["tryon"], item.keypoints["keypoints"]
+            alignment = "pose"
+            if detector is not None:
+                keypoints, alignment = face_alignment_keypoints(keypoints, detector.detect(item.person.image))
             hits: list[bool] = []
             restored = restore_face(_restorer(run, keypoints, hits), image, keypoints, options)
-            item.records["face_restoration"] = restored.record
+            ran = restored.record["ran"]
+            item.records["face_restoration"] = {**restored.record, **({"alignment": alignment} if ran else {})}
             if restored.face is None:
                 continue
             item.cached += ["face_restoration"] * any(hits)

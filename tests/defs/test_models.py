@@ -73,6 +73,7 @@ def test_every_role_has_an_asset_downstream_of_the_checkpoint_files():
     assert set(SLOTS) == {
         "pose", "parsing", "garment_mask", "gmm", "tom", "vitonhd_seg", "vitonhd_gmm", "vitonhd_alias",
         "face_restoration", "mask_refinement", "lpips", "clip", "blazepose", "person_mask",
+        "face_detection",
     }  # fmt: skip
     assert SLOTS["blazepose"].entries == ("mediapipe_pose_landmark_full",)
     assert SLOTS["gmm"].entries == ("cpvton_gmm",) and SLOTS["vitonhd_gmm"].entries == ("vitonhd_gmm",)

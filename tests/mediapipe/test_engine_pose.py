@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mycloset_assets.checkpoints import load_model
+from mycloset_assets.engine.models import ModelSet
+from mycloset_assets.engine.steps import face_alignment_keypoints
 from mycloset_assets.package_data import demo_data_folder
 from mycloset_assets.pipeline import MissingModelsError, TryOnOptions, TryOnResult, run_virtual_try_on
 from mycloset_assets.vision.images import load_image
+from mycloset_assets.wrappers.mediapipe_face import FaceDetector, FaceResult
 
-NECK, R_SHOULDER, L_SHOULDER, R_HIP, L_HIP, NOSE = 1, 2, 5, 8, 11, 0
-OPTIONS = TryOnOptions(max_side=512, quality=False)
+from .conftest import BUNDLED
+
+NOSE, NECK, R_SHOULDER, L_SHOULDER = 0, 1, 2, 5
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +129,6 @@ def test_an_estimator_whose_files_are_absent_fails_naming_them(inputs, blazepose
 
 
 def _file(folder: Path, entry: str) -> Path:
-    from mycloset_assets.engine.models import ModelSet
-
     return ModelSet.from_folder(folder).checkpoints[entry].path
 
 
@@ -134,3 +137,33 @@ def test_the_option_is_validated():
         TryOnOptions(pose_estimator="hrnet")
     assert TryOnOptions().pose_estimator == "auto" and TryOnOptions().narrowed_roles() == {}
     assert TryOnOptions(pose_estimator="blazepose").narrowed_roles() == {"pose": ("mediapipe_pose_landmark_full",)}
+
+
+def test_blazeface_eyes_and_nose_replace_the_poses_for_face_alignment():
+    person = load_image(demo_data_folder() / "astronaut.png").pixels
+    by_eye = np.array(json.loads((demo_data_folder() / "astronaut_keypoints.json").read_text())["keypoints"])
+    faces = FaceDetector(load_model(BUNDLED["mediapipe_face_detection_short_range"])).detect(person)
+    aligned, source = face_alignment_keypoints(by_eye, faces)
+    assert source == "face_detection"
+    for row, index in ((14, 0), (15, 1), (0, 2), (16, 4), (17, 5)):
+        np.testing.assert_allclose(aligned[row], (*faces.keypoints[0][index], faces.scores[0]))
+    # BlazeFace's right eye is the subject's: on the image left, as OpenPose-18's row 14; both within 12 px of the
+    # eyes read off the photo by eye; the body rows are the pose's.
+    assert aligned[14, 0] < aligned[15, 0]
+    for row in (14, 15):
+        assert np.hypot(*(aligned[row, :2] - by_eye[row, :2])) < 12, (row, aligned[row], by_eye[row])
+    np.testing.assert_array_equal(aligned[1:14], by_eye[1:14])
+    nobody = FaceResult(np.zeros((0, 4)), np.zeros((0, 6, 2)), np.zeros(0), None)
+    unchanged, source = face_alignment_keypoints(by_eye, nobody)
+    assert source == "pose" and np.array_equal(unchanged, by_eye)
+
+
+def test_face_restoration_aligns_by_the_face_detector(inputs, mediapipe_models, synth_file, tmp_path):
+    files = {**mediapipe_models, **{name: synth_file(name) for name in ("gfpgan_v1_4", "cpvton_gmm", "cpvton_tom")}}
+    folder = zoo(tmp_path / "zoo", files)
+    result = run(inputs, folder)
+    assert result.models["face_detection"].entry == "mediapipe_face_detection_short_range"
+    record = result.optional_steps["face_restoration"]
+    assert record["ran"] and record["alignment"] == "face_detection"
+    x0, y0, x1, y1 = record["box"]
+    assert x0 < 197 < 246 < x1 and y0 < 105 < 128 < y1, "the box holds the eyes and nose read off the photo"
