@@ -8,7 +8,9 @@ BlazePose's files whatever fills ``pose_model`` (OpenPose when present), so that
 estimator the run configuration names and compare the two. Which entries may fill a slot is the engine's role
 table (:mod:`mycloset_assets.checkpoints.pipelines`) and which file fills it the engine's choice
 (:meth:`ModelSet.optional`-style: first acceptable entry present with its companions and partners). A card names
-the partner files too (BlazePose's person detector, under ``partners``), each a card the factory loads.
+the partner files too (BlazePose's person detector, under ``partners``), each a card the factory loads. The
+``blazepose``, ``person_mask`` and ``face_detection`` cards are read where materialised (``stored_cards``) and are
+not declared as dependencies, so that their absence never holds back the nightly automation.
 
 Each asset loads the chosen file through the model factory and stores a JSON card: the file, its sha256, the
 registry entry, the key-match rate and the load figures. Downstream assets pass the card to the factory to get

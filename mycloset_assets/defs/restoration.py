@@ -94,7 +94,6 @@ def restoration_findings(
         dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR),
         dg.AssetDep(person_image, partition_mapping=PERSON_OF_PAIR),
         MODEL_ASSETS["face_restoration"],
-        MODEL_ASSETS["face_detection"],
     ],
     dagster_type=STORED,
     check_specs=check_specs(

@@ -97,7 +97,7 @@ from .images import (
     store_beside,
 )
 from .io_managers import OpenFormatStorage, read_value
-from .models import MODEL_ASSETS, stored_cards
+from .models import stored_cards
 from .options import option
 from .partitions import GARMENT_OF_PAIR, PERSON_OF_PAIR, garment_images, pairs, person_images, split_pair_key
 from .pose_checks import agreement_result, agreement_spec, chosen_estimator, estimator_cards
@@ -214,7 +214,6 @@ def pose_estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any],
     op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
-    deps=[MODEL_ASSETS["blazepose"]],
     dagster_type=STORED,
     check_specs=[
         *check_specs(
@@ -284,7 +283,6 @@ def pose(
     op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
-    deps=[MODEL_ASSETS["person_mask"]],
     dagster_type=STORED,
     check_specs=check_specs(
         "human_parsing",
