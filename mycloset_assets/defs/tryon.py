@@ -18,9 +18,10 @@ of each step is the one the model card of its slot names (``pose_model``, ...), 
 Which pipelines run is decided by which complete sets of checkpoints are present: the pairs sensor asks for
 ``tryon_result`` when CP-VTON's cards are materialised and ``vitonhd_result`` when VITON-HD's are, both when both.
 
-Storage (open formats): ``pose`` JSON (OpenPose-18 of everyone found and of the person used, photo pixels),
-``human_parsing`` PNG label ids, ``garment_mask`` PNG 0/255, ``person_representation`` NPZ, ``warped_garment``
-NPZ (everything the GMM stage returns), ``tryon_result`` and ``vitonhd_result`` PNG at the person photo's size.
+Storage (open formats): ``pose`` JSON (OpenPose-18 of everyone found and of the person used, photo pixels, the
+estimator's name; BlazePose's 33 landmarks too), ``human_parsing`` PNG label ids (and the person mask beside
+them), ``garment_mask`` PNG 0/255, ``person_representation`` NPZ, ``warped_garment`` NPZ (everything the GMM
+stage returns), ``tryon_result`` and ``vitonhd_result`` PNG at the person photo's size.
 """
 
 from collections.abc import Mapping, Sequence
