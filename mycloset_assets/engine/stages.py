@@ -98,11 +98,6 @@ def blazepose_estimator(detector: LoadedModel, landmark: LoadedModel) -> BlazePo
     return BlazePoseEstimator(detector, landmark)
 
 
-def estimator_name(estimator: PoseEstimator) -> str:
-    """``"blazepose"`` or ``"openpose"``: the ``pose_estimator`` option's name of ``estimator``."""
-    return "blazepose" if isinstance(estimator, BlazePoseEstimator) else "openpose"
-
-
 def blazepose_openpose18(result: BlazePoseResult, image_size: tuple[int, int]) -> np.ndarray:
     """BlazePose's people as OpenPose-18 P x 18 x 3 in the image's pixels, a keypoint with visibility below
     ``BLAZEPOSE_MIN_VISIBILITY`` or outside the image marked missing (-1, -1, 0), as OpenPose reports the
