@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mycloset_assets.checkpoints import load_model
+from mycloset_assets.cli import main
 from mycloset_assets.engine.models import ModelSet
 from mycloset_assets.engine.steps import face_alignment_keypoints
 from mycloset_assets.package_data import demo_data_folder
@@ -167,3 +168,20 @@ def test_face_restoration_aligns_by_the_face_detector(inputs, mediapipe_models, 
     assert record["ran"] and record["alignment"] == "face_detection"
     x0, y0, x1, y1 = record["box"]
     assert x0 < 197 < 246 < x1 and y0 < 105 < 128 < y1, "the box holds the eyes and nose read off the photo"
+
+
+def test_try_on_command_takes_the_estimator_and_its_report_names_it(mediapipe_models, synth_file, tmp_path, capsys):
+    names = ("schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
+    folder = zoo(tmp_path / "zoo", {**mediapipe_models, **{name: synth_file(name) for name in names}})
+    photos = demo_data_folder()
+    argv = ["try-on", str(photos / "astronaut.png"), str(photos / "tshirt.png"), "--checkpoints", str(folder),
+            "--max-side", "256", "--no-quality", "-q", "--json"]  # fmt: skip
+    assert main([*argv, "-o", str(tmp_path / "out"), "--pose-estimator", "blazepose"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["pose_estimator"] == "blazepose"
+    assert report["models"]["pose_detector"]["entry"] == "mediapipe_pose_detection"
+    assert report["outputs"]["person_mask"] == "person_mask.png" and (tmp_path / "out" / "person_mask.png").is_file()
+    capsys.readouterr()
+    assert main([*argv, "-o", str(tmp_path / "none"), "--pose-estimator", "openpose"]) == 1
+    assert "cpvton needs pose (openpose_body_coco18)" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
