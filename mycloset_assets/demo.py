@@ -3,6 +3,7 @@
 ``run_demo(home)`` lays out a self-contained folder and starts the embedded default deployment in it::
 
     HOME/zoo/<entry>/<published file>   checkpoints in their published layouts (synthesized weights)
+    HOME/zoo/mediapipe/*.tflite         MediaPipe's five real models, when the package index answers
     HOME/models/                        the model manager's store, with the zoo registered
     HOME/inbox/person/astronaut.png     the bundled photos, and inbox/pairs.csv pairing them
     HOME/inbox/garment/tshirt.png
@@ -16,8 +17,12 @@ reason in ``HARMLESS_WARNINGS``) go to ``HOME/demo.log``; the console gets the U
 UI answers. Ctrl-C or SIGTERM stops the whole process group and says so. The zoo's files are read-only, so the
 model manager's store hard-links them (one copy of the weights); canonical safetensors copies are not made here
 (the checkpoint folder sensor makes them). The weights are synthesized (real ones cannot be downloaded here), so the
-pictures the pipeline makes are meaningless; put the real files (the registry's URLs) in ``HOME/zoo`` instead
-for real results. Running it again reuses what is there and never overwrites a user's file.
+pictures the try-on networks make are meaningless; put the real files (the registry's URLs) in ``HOME/zoo``
+instead for real results. Real weights that ship inside a package are fetched (``mycloset demo`` asks for them:
+``fetch_real_models``): MediaPipe's BlazePose, selfie segmentation and face detection from the mediapipe wheel, so
+the pose and the person mask the UI shows are real; the synthesized OpenPose is then left out so that BlazePose
+fills the pose role. When the index cannot be reached the demo says so and runs on synthesized weights alone.
+Running it again reuses what is there and never overwrites a user's file.
 """
 
 import contextlib
@@ -37,12 +42,19 @@ from types import FrameType
 
 import dagster as dg
 
+from .checkpoints.fetch import FetchError, fetch_mediapipe, mediapipe_members
 from .checkpoints.manager import DuplicateModelError, ModelManager
 from .checkpoints.synth import write_checkpoint
 from .package_data import demo_data_folder, manifests_folder
 
 DEMO_ENTRIES = ("openpose_body_coco18", "schp_lip20", "u2netp", "cpvton_gmm", "cpvton_tom")
 """One checkpoint for every role of the CP-VTON pipeline (U2Netp for garment masks: the smallest file)."""
+
+REPLACED_BY_REAL = ("openpose_body_coco18",)
+"""Synthesized entries the demo leaves out when the real MediaPipe models are there (BlazePose fills the pose)."""
+MEDIAPIPE_FOLDER = "mediapipe"
+REAL_ROLES = ("blazepose", "person_mask")
+"""Model slots the demo materialises beside the CP-VTON ones when the MediaPipe models are there."""
 
 DEMO_DATA = demo_data_folder()
 PHOTOS = {"person": ("astronaut.png",), "garment": ("tshirt.png",)}
@@ -135,8 +147,11 @@ class DemoLayout:
     def summary(self, url: str | None) -> str:
         """The closing lines of the console: the UI, the folders, the model store's command and how to add photos."""
         lines = [f"Dagster UI:   {url}  (Ctrl-C stops the demo and every process it started)"] if url else []
+        weights = "synthesized weights: the pictures are meaningless; put real files here"
+        if (self.zoo / MEDIAPIPE_FOLDER).is_dir():
+            weights = f"real MediaPipe pose, person mask and face in {MEDIAPIPE_FOLDER}/; the try-on's are synthesized"
         lines += [
-            f"checkpoints:  {self.zoo}  (synthesized weights: the pictures are meaningless; put real files here)",
+            f"checkpoints:  {self.zoo}  ({weights})",
             f"inbox:        {self.inbox}  (add photos to person/ and garment/, pairs to pairs.csv)",
             f"outputs:      {self.storage}  (PNG, JSON, NPZ and safetensors files of the assets)",
             f"model store:  {self.models}  (see it with: mycloset models list --home {self.models}",
@@ -168,6 +183,21 @@ def write_zoo(folder: Path, entries: Sequence[str], manifests: Path) -> list[Pat
             partial.replace(target)
         written.append(target)
     return written
+
+
+def fetch_real_models(zoo: Path, wheel: Path | None = None) -> tuple[list[Path], str]:
+    """MediaPipe's five real models in ``ZOO/mediapipe`` (kept when already there; else fetched from ``wheel`` or
+    the package index) and one line saying what happened; no files, and the reason, when the index cannot be
+    reached."""
+    target = zoo / MEDIAPIPE_FOLDER
+    present = [target / Path(member).name for member in mediapipe_members()]
+    if all(path.is_file() for path in present):
+        return present, f"real MediaPipe models: {target} (already there)"
+    try:
+        paths = fetch_mediapipe(target, wheel)
+    except FetchError as exc:
+        return [], f"real MediaPipe models not fetched, the demo runs on synthesized weights only: {exc}"
+    return paths, f"real MediaPipe models (BlazePose pose, selfie person mask, face detection) fetched into {target}"
 
 
 def register_zoo(store: Path, paths: Sequence[Path]) -> list[str]:
@@ -375,13 +405,20 @@ def run_demo(
     start: bool = True,
     materialize: bool = True,
     environ: Mapping[str, str] | None = None,
+    mediapipe: bool = False,
+    mediapipe_wheel: Path | None = None,
 ) -> int:
     """Prepare the demo under ``home`` and run ``dagster dev`` until it exits or is stopped; returns its exit status
     (128 + the signal number when stopped by SIGINT/SIGTERM).
 
     ``start=False`` only prepares and prints the command that would start it; ``materialize=False`` skips the
-    analyses and model assets made before the UI starts.
+    analyses and model assets made before the UI starts. ``mediapipe=True`` fetches the real MediaPipe models
+    first (from ``mediapipe_wheel`` when given, else the package index; see :func:`fetch_real_models`).
     """
+    if mediapipe:
+        real, said = fetch_real_models(Path(home).resolve() / "zoo", mediapipe_wheel)
+        print(said, flush=True)
+        entries = tuple(entry for entry in entries if not real or entry not in REPLACED_BY_REAL)
     layout = prepare_demo(home, entries=entries, manifests=manifests, register=register)
     command = dagster_dev_command(layout, host, port)
     base = os.environ if environ is None else environ
@@ -432,8 +469,9 @@ def materialize_models() -> None:
         job.execute_in_process(
             instance=instance, partition_key=key, asset_selection=[checkpoint_analysis.key], run_config=QUIET_RUN_CONFIG
         )
+    real = REAL_ROLES if (Path(os.environ["MYCLOSET_CHECKPOINTS"]) / MEDIAPIPE_FOLDER).is_dir() else ()
     job.execute_in_process(
         instance=instance,
-        asset_selection=[MODEL_ASSETS[role].key for role in DEMO_ROLES],
+        asset_selection=[MODEL_ASSETS[role].key for role in (*DEMO_ROLES, *real)],
         run_config=QUIET_RUN_CONFIG,
     )

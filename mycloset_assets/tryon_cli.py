@@ -23,6 +23,8 @@ from typing import Any
 PIPELINE_CHOICES = ("cpvton", "vitonhd")
 """``--pipeline``'s choices: ``checkpoints.pipelines.PIPELINES``, named here so that building the parser imports no
 torch (a test keeps the two equal)."""
+POSE_ESTIMATOR_CHOICES = ("auto", "openpose", "blazepose")
+"""``--pose-estimator``'s choices: ``engine.options.POSE_ESTIMATOR_CHOICES`` (a test keeps the two equal)."""
 DEFAULT_MAX_SIDE = 1024
 """``--max-side``'s default: ``TryOnOptions.max_side`` (a test keeps the two equal)."""
 
@@ -41,6 +43,10 @@ def _optional_detail(record: dict[str, Any]) -> str:
     if not record["ran"]:
         return record["reason"]
     parts = [f"{side}: {info['reason']}" for side in ("garment", "clothing") if (info := record.get(side))]
+    if "person_fraction" in record:
+        parts.append(
+            f"person {record['person_fraction']:.1%} of the photo, IoU with the parsing {record['parsing_iou']}"
+        )
     if "box" in record:
         parts.append(f"face box {record['box']}")
     if record.get("skipped_figures"):
@@ -60,6 +66,7 @@ def summary(report: dict[str, Any], folder: Path, notes: tuple[str, ...], qualit
     ]
     parts = [
         f"pipeline: {report['pipeline']}",
+        *([f"pose estimator: {report['pose_estimator']}"] if report.get("pose_estimator") else []),
         "",
         _table(["ROLE", "ENTRY", "SHA256", "PATH"], models),
     ]
@@ -187,6 +194,7 @@ def _try_on(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         options = TryOnOptions(
             device=args.device,
             max_side=args.max_side,
+            pose_estimator=args.pose_estimator,
             mask_refinement=not args.no_mask_refinement,
             face_restoration=not args.no_face_restoration,
             quality=not args.no_quality,
@@ -246,6 +254,12 @@ def add_tryon_command(subparsers: argparse._SubParsersAction) -> argparse.Argume
         default=DEFAULT_MAX_SIDE,
         metavar="PIXELS",
         help="pose, parsing and masks run on copies at most this large (default: %(default)s)",
+    )
+    command.add_argument(
+        "--pose-estimator",
+        choices=POSE_ESTIMATOR_CHOICES,
+        default="auto",
+        help="which network finds the keypoints (default: auto, OpenPose when present, else BlazePose)",
     )
     command.add_argument("--no-mask-refinement", action="store_true", help="do not refine the masks with MobileSAM")
     command.add_argument("--no-face-restoration", action="store_true", help="do not restore the face with GFPGAN")

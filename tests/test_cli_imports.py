@@ -9,8 +9,9 @@ from pathlib import Path
 from mycloset_assets.checkpoints.pipelines import PIPELINES
 from mycloset_assets.checkpoints.synth import CONTAINERS
 from mycloset_assets.cli import CONTAINERS as CLI_CONTAINERS
-from mycloset_assets.engine.options import TryOnOptions
+from mycloset_assets.engine.options import POSE_ESTIMATOR_CHOICES, TryOnOptions
 from mycloset_assets.tryon_cli import DEFAULT_MAX_SIDE, PIPELINE_CHOICES
+from mycloset_assets.tryon_cli import POSE_ESTIMATOR_CHOICES as CLI_POSE_ESTIMATORS
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "torchvision", "dagster", "safetensors", "numpy", "cv2")
@@ -62,4 +63,5 @@ def test_help_of_every_command_imports_neither_torch_nor_dagster(tmp_path):
 def test_parser_constants_equal_what_they_stand_for():
     assert tuple(sorted(PIPELINES)) == PIPELINE_CHOICES
     assert TryOnOptions.max_side == DEFAULT_MAX_SIDE
+    assert CLI_POSE_ESTIMATORS == POSE_ESTIMATOR_CHOICES
     assert CLI_CONTAINERS == CONTAINERS

@@ -62,7 +62,7 @@ def test_installed_mycloset_identifies_a_synthesized_checkpoint_and_lays_out_the
     assert "identified  u2netp" in table
     assert "weights: synthesized by this project (synth.py's rule, seed 2)" in table
 
-    printed = _run([*mycloset, "demo", "--no-start", "--home", "demo"], tmp_path, env)
+    printed = _run([*mycloset, "demo", "--no-start", "--no-mediapipe", "--home", "demo"], tmp_path, env)
     assert f"model store:  {tmp_path / 'demo' / 'models'}" in printed and "dagster dev -w" in printed
     listed = _run([*mycloset, "models", "list", "--home", str(tmp_path / "demo" / "models")], tmp_path, env)
     names = {line.split()[0] for line in listed.splitlines()[1:]}

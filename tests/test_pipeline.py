@@ -140,10 +140,11 @@ def test_a_missing_checkpoint_fails_before_any_work(zoo, tmp_path, synth_file):
         run_virtual_try_on(DEMO / "astronaut.png", DEMO / "tshirt.png", models=partial, monitor=monitor)
     message = str(raised.value)
     assert "no try-on pipeline is complete" in message
-    assert "cpvton needs pose (openpose_body_coco18), parsing (schp_lip20 or graphonomy_cihp20)" in message
+    pose = "pose (openpose_body_coco18 or mediapipe_pose_landmark_full + mediapipe_pose_detection)"
+    assert f"cpvton needs {pose}, parsing (schp_lip20 or graphonomy_cihp20)" in message
     assert "garment_mask (u2net_cloth_seg4 or u2net or u2netp)" in message
     assert "openpose.pth (impostor: torchvision resnet18" in message
-    assert raised.value.missing["cpvton.pose"] == ("openpose_body_coco18",)
+    assert raised.value.missing["cpvton.pose"] == ("openpose_body_coco18", "mediapipe_pose_landmark_full")
     assert [step.name for step in monitor.steps] == ["inputs", "models"]
     with pytest.raises(MissingModelsError, match=r"cannot run vitonhd: vitonhd needs .*seg \(vitonhd_seg\)") as hd:
         run_virtual_try_on(DEMO / "astronaut.png", DEMO / "tshirt.png", models=zoo[0], pipeline="vitonhd")

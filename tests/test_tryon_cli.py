@@ -19,11 +19,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mycloset_assets.checkpoints.pipelines import absent_optional
 from mycloset_assets.tryon_cli import add_tryon_command
 from mycloset_assets.vision.images import EXIF_ORIENTATION_TAG, load_image
 from tests.test_pipeline import CPVTON_FILES, DEMO, add_impostors, link_zoo
 
-REPORT_KEYS = {"pipeline", "models", "steps", "skipped", "outputs", "optional_steps", "pool"}
+REPORT_KEYS = {"pipeline", "pose_estimator", "models", "steps", "skipped", "outputs", "optional_steps", "pool"}
 POOL_KEYS = {"loads", "releases", "budget_bytes", "peak_resident_bytes"}
 STEP_KEYS = {"name", "seconds", "cpu_seconds", "peak_rss_mb"}
 CPVTON_STEPS = ["inputs", "models", "pose", "parsing", "garment_mask", "gmm", "tom", "quality", "outputs"]
@@ -82,7 +83,7 @@ def test_try_on_writes_the_result_the_intermediates_and_the_report(first_run, zo
     out = first_run["out"]
     report = json.loads((out / "report.json").read_text())
     assert json.loads(first_run["stdout"]) == report
-    assert set(report) == REPORT_KEYS and report["pipeline"] == "cpvton"
+    assert set(report) == REPORT_KEYS and report["pipeline"] == "cpvton" and report["pose_estimator"] == "openpose"
     assert set(report["pool"]) == POOL_KEYS and report["pool"]["budget_bytes"] is None
     assert {role: model["entry"] for role, model in report["models"].items()} == {
         "pose": "openpose_body_coco18", "parsing": "schp_lip20", "garment_mask": "u2netp", "gmm": "cpvton_gmm",
@@ -157,8 +158,11 @@ def test_optional_steps_can_be_switched_off(first_run, tmp_path):
     assert run["status"] == 0, run["stderr"]
     report = json.loads(run["stdout"])
     assert report["optional_steps"] == {
-        name: {"ran": False, "reason": f"switched off ({name}=False)"}
-        for name in ("mask_refinement", "face_restoration", "quality")
+        "person_mask": {"ran": False, "reason": absent_optional("person_mask")},
+        **{
+            name: {"ran": False, "reason": f"switched off ({name}=False)"}
+            for name in ("mask_refinement", "face_restoration", "quality")
+        },
     }
     assert "quality_report" not in report["outputs"] and not (tmp_path / "plain" / "quality.json").exists()
 
@@ -183,7 +187,8 @@ def test_missing_checkpoints_are_named_and_exit_1(tmp_path, synth_file, rotated_
     assert "mycloset: error: the folder" in run["stderr"] and "cannot run cpvton: cpvton needs pose" in run["stderr"]
     error = json.loads(run["stdout"])
     assert error["missing"] == {
-        "pose": ["openpose_body_coco18"], "parsing": ["schp_lip20", "graphonomy_cihp20"],
+        "pose": ["openpose_body_coco18", "mediapipe_pose_landmark_full"],
+        "parsing": ["schp_lip20", "graphonomy_cihp20"],
         "garment_mask": ["u2net_cloth_seg4", "u2net", "u2netp"],
     }  # fmt: skip
     assert not (tmp_path / "out").exists()

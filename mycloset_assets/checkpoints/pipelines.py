@@ -5,18 +5,25 @@ preference. ``OPTIONAL_ROLES`` are the post-processing and quality models any pi
 ``OPTIONAL_STEPS`` the roles each optional step reads (a step runs when its roles are filled; the quality report
 runs always, its LPIPS and CLIP figures only with their checkpoints). An entry fills
 a role only when its companions (registry ``keys.requires``, e.g. an LPIPS lin file's AlexNet trunk) are
-available too. The model manager's ``deps`` and the engine's model selection both read these tables.
+available too, and its partners (``PARTNERS``: a second network with its own file and role, e.g. BlazePose's
+person detector beside its landmark network). The model manager's ``deps`` and the engine's model selection both
+read these tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .registry import get_entry
 
-POSE = ("openpose_body_coco18",)
+POSE_ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "openpose": ("openpose_body_coco18",),
+    "blazepose": ("mediapipe_pose_landmark_full",),
+}
+"""The pose role's entries by estimator (the ``pose_estimator`` option's values besides ``auto``)."""
+POSE = POSE_ESTIMATORS["openpose"] + POSE_ESTIMATORS["blazepose"]
 PARSING = ("schp_lip20", "graphonomy_cihp20")
 GARMENT_MASK = ("u2net_cloth_seg4", "u2net", "u2netp")
 
@@ -43,13 +50,25 @@ OPTIONAL_ROLES: dict[str, tuple[str, ...]] = {
     "mask_refinement": ("sam_vit_h", "sam_vit_l", "sam_vit_b", "mobile_sam"),
     "lpips": ("lpips_alex_lin", "lpips_vgg_lin"),
     "clip": ("clip_vit_b32",),
+    "person_mask": ("mediapipe_selfie_segmentation",),
+    "face_detection": ("mediapipe_face_detection_short_range",),
 }
 
 OPTIONAL_STEPS: dict[str, tuple[str, ...]] = {
     "mask_refinement": ("mask_refinement",),
     "face_restoration": ("face_restoration",),
     "quality": ("lpips", "clip"),
+    "person_mask": ("person_mask",),
 }
+
+PARTNERS: dict[str, dict[str, str]] = {
+    "mediapipe_pose_landmark_full": {"pose_detector": "mediapipe_pose_detection"},
+}
+"""Entry -> the roles and entries of the separate networks it runs with (each loaded from its own file)."""
+
+STEP_HELPERS: dict[str, tuple[str, ...]] = {"face_restoration": ("face_detection",)}
+"""Optional roles a step uses when an entry fills them and runs without otherwise (BlazeFace's eyes and nose
+align the face GFPGAN restores; the pose's do when no face detector is present)."""
 
 PREFERENCE = ("vitonhd", "cpvton")
 
@@ -107,10 +126,26 @@ def required_companions(entry_id: str) -> tuple[str, ...]:
     return tuple(companion.entry for companion in get_entry(entry_id).keys.requires)
 
 
+def partner_roles(entry_id: str) -> dict[str, str]:
+    """Role -> entry of the separate networks ``entry_id`` runs with (``PARTNERS``; empty for most entries)."""
+    return dict(PARTNERS.get(entry_id, {}))
+
+
+def pose_estimator_of(entry_id: str) -> str:
+    """The estimator (``POSE_ESTIMATORS`` key) of a pose entry."""
+    return next(name for name, entries in POSE_ESTIMATORS.items() if entry_id in entries)
+
+
 def missing_companions(entry_id: str, available: Iterable[str]) -> tuple[str, ...]:
-    """The companions of ``entry_id`` that are not among ``available``."""
+    """The companions and partners of ``entry_id`` that are not among ``available``."""
     present = set(available)
-    return tuple(companion for companion in required_companions(entry_id) if companion not in present)
+    needed = (*required_companions(entry_id), *partner_roles(entry_id).values())
+    return tuple(companion for companion in needed if companion not in present)
+
+
+def with_partners(entry_id: str) -> str:
+    """An entry as messages name it: ``"mediapipe_pose_landmark_full + mediapipe_pose_detection"``."""
+    return " + ".join((entry_id, *partner_roles(entry_id).values()))
 
 
 def choose(acceptable: Iterable[str], available: Iterable[str]) -> str | None:
@@ -122,14 +157,19 @@ def choose(acceptable: Iterable[str], available: Iterable[str]) -> str | None:
     return None
 
 
-def pipeline_status(pipeline: str, available: Iterable[str]) -> PipelineStatus:
-    """Which entry fills each role of ``pipeline`` from ``available`` entry ids, and which roles stay empty."""
+def pipeline_status(
+    pipeline: str, available: Iterable[str], narrowed: Mapping[str, tuple[str, ...]] | None = None
+) -> PipelineStatus:
+    """Which entry fills each role of ``pipeline`` from ``available`` entry ids, and which roles stay empty;
+    ``narrowed`` replaces the acceptable entries of some roles (``{"pose": POSE_ESTIMATORS["blazepose"]}``)."""
     if pipeline not in PIPELINES:
         raise ValueError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
     present = set(available)
     roles: dict[str, str] = {}
     missing: dict[str, tuple[str, ...]] = {}
-    for role, acceptable in PIPELINES[pipeline].items():
+    for role, acceptable in {**PIPELINES[pipeline], **(narrowed or {})}.items():
+        if role not in PIPELINES[pipeline]:
+            continue
         chosen = choose(acceptable, present)
         if chosen is None:
             missing[role] = acceptable
@@ -176,6 +216,9 @@ def roles_of(entry_id: str) -> list[tuple[str, str]]:
         (pipeline, role) for pipeline, roles in PIPELINES.items() for role, ids in roles.items() if entry_id in ids
     ]
     found += [("*", role) for role, ids in OPTIONAL_ROLES.items() if entry_id in ids]
+    found += [
+        ("*", role) for partners in PARTNERS.values() for role, partner in partners.items() if partner == entry_id
+    ]
     return found
 
 
@@ -183,5 +226,5 @@ def describe_missing(status: PipelineStatus) -> str:
     """One sentence naming the empty roles of a pipeline and the entries that would fill them."""
     if status.complete:
         return f"{status.pipeline}: complete"
-    parts = [f"{role} ({' or '.join(entries)})" for role, entries in status.missing.items()]
+    parts = [f"{role} ({' or '.join(map(with_partners, entries))})" for role, entries in status.missing.items()]
     return f"{status.pipeline} needs {', '.join(parts)}"

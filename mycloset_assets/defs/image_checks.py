@@ -57,6 +57,12 @@ class PoseCheckConfig(RuntimeCheckConfig):
 
     min_keypoints: int = Field(default=8, description="Confident OpenPose-18 keypoints the chosen person needs.")
     min_keypoint_score: float = Field(default=0.1, description="Peak score from which a keypoint counts as confident.")
+    min_agreement: float = Field(
+        default=0.8, description="Least PCK between OpenPose and BlazePose where both are present (WARN below)."
+    )
+    agreement_alpha: float = Field(
+        default=0.1, description="Two positions of a keypoint agree within this share of their bounding box's side."
+    )
 
 
 class ParsingCheckConfig(RuntimeCheckConfig):

@@ -3,9 +3,14 @@
 The graph runs both pipelines side by side, so its model slots name the pipeline where the roles differ:
 ``pose_model``, ``parsing_model``, ``garment_mask_model`` (shared), ``gmm_model`` and ``tom_model`` (CP-VTON),
 ``vitonhd_seg_model``, ``vitonhd_gmm_model``, ``vitonhd_alias_model`` (VITON-HD), and the optional steps'
-``mask_refinement_model``, ``face_restoration_model``, ``lpips_model``, ``clip_model``. Which entries may fill a
-slot is the engine's role table (:mod:`mycloset_assets.checkpoints.pipelines`) and which file fills it the
-engine's choice (:meth:`ModelSet.optional`-style: first acceptable entry present with its companions).
+``mask_refinement_model``, ``face_restoration_model``, ``lpips_model``, ``clip_model``; ``blazepose_model`` is
+BlazePose's files whatever fills ``pose_model`` (OpenPose when present), so that the pose step can run the
+estimator the run configuration names and compare the two. Which entries may fill a slot is the engine's role
+table (:mod:`mycloset_assets.checkpoints.pipelines`) and which file fills it the engine's choice
+(:meth:`ModelSet.optional`-style: first acceptable entry present with its companions and partners). A card names
+the partner files too (BlazePose's person detector, under ``partners``), each a card the factory loads. The
+``blazepose``, ``person_mask`` and ``face_detection`` cards are read where materialised (``stored_cards``) and are
+not declared as dependencies, so that their absence never holds back the nightly automation.
 
 Each asset loads the chosen file through the model factory and stores a JSON card: the file, its sha256, the
 registry entry, the key-match rate and the load figures. Downstream assets pass the card to the factory to get
@@ -20,7 +25,15 @@ from typing import Any
 
 import dagster as dg
 
-from ..checkpoints.pipelines import OPTIONAL_ROLES, PIPELINES, choose, missing_companions, required_companions
+from ..checkpoints.pipelines import (
+    OPTIONAL_ROLES,
+    PIPELINES,
+    POSE_ESTIMATORS,
+    choose,
+    missing_companions,
+    partner_roles,
+    required_companions,
+)
 from ..engine.models import Checkpoint, ModelSet, file_analysis
 from ..monitoring import Monitor
 from .checkpoints import checkpoint_analysis
@@ -41,14 +54,18 @@ MODEL_CARD = dg.PythonObjectDagsterType(dict, name="ModelCard", description="A p
 
 @dataclass(frozen=True)
 class Slot:
-    """One model asset: the ``role`` of the engine's tables it fills, for ``pipeline`` (None: any)."""
+    """One model asset: the ``role`` of the engine's tables it fills, for ``pipeline`` (None: any), or only
+    with one pose ``estimator``'s entries (a slot no pipeline needs)."""
 
     role: str
     pipeline: str | None = None
+    estimator: str | None = None
 
     @property
     def entries(self) -> tuple[str, ...]:
         """The registry entries that may fill the slot, in order of preference."""
+        if self.estimator is not None:
+            return POSE_ESTIMATORS[self.estimator]
         if self.pipeline is not None:
             return PIPELINES[self.pipeline][self.role]
         if self.role in OPTIONAL_ROLES:
@@ -66,11 +83,16 @@ SLOTS: dict[str, Slot] = {
     "vitonhd_gmm": Slot("gmm", "vitonhd"),
     "vitonhd_alias": Slot("alias", "vitonhd"),
     **{role: Slot(role) for role in OPTIONAL_ROLES},
+    "blazepose": Slot("pose", estimator="blazepose"),
 }
 """Model asset name (less ``_model``) -> the role it fills."""
 
 PIPELINE_SLOTS: dict[str, tuple[str, ...]] = {
-    pipeline: tuple(name for name, slot in SLOTS.items() if slot.pipeline in (None, pipeline) and slot.role in roles)
+    pipeline: tuple(
+        name
+        for name, slot in SLOTS.items()
+        if slot.pipeline in (None, pipeline) and slot.role in roles and slot.estimator is None
+    )
     for pipeline, roles in PIPELINES.items()
 }
 """The slots each pipeline needs, shared ones included."""
@@ -106,18 +128,15 @@ def model_card(slot: str, models: ModelSet, folder: str) -> dict[str, Any] | Non
         "container": report.container,
         "reason": report.reason,
         "policy": checkpoint.policy,
-        "companions": {
-            name: {
-                "file": item.path.relative_to(folder).as_posix(),
-                "path": str(item.path.resolve()),
-                "sha256": item.sha256,
-            }
-            for name, item in companions.items()
+        "companions": {name: _file_card(item, folder) for name, item in companions.items()},
+        "partners": {
+            role: {"role": role, "entry": partner, **_file_card(models.checkpoints[partner], folder)}
+            for role, partner in partner_roles(entry).items()
         },
     }
 
 
-def _companion(checkpoint: Checkpoint, folder: str) -> dict[str, str]:
+def _file_card(checkpoint: Checkpoint, folder: str) -> dict[str, str]:
     path = checkpoint.path
     return {"file": path.relative_to(folder).as_posix(), "path": str(path.resolve()), "sha256": checkpoint.sha256}
 

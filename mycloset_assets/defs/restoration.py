@@ -16,10 +16,11 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from ..engine.steps import RestoredFace, restore_face, restore_with
+from ..engine.steps import RestoredFace, face_alignment_keypoints, restore_face, restore_with
 from ..monitoring import Monitor
 from ..vision.drawing import side_by_side
 from ..wrappers.face import FaceRestorer
+from ..wrappers.mediapipe_face import FaceDetector
 from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
@@ -37,6 +38,7 @@ from .images import (
     add_partition_metadata,
     partition_output,
     partition_values,
+    person_image,
     preview,
 )
 from .models import MODEL_ASSETS, stored_cards
@@ -88,7 +90,11 @@ def restoration_findings(
     op_tags=GPU_OP_TAGS,
     group_name=TRYON_GROUP,
     kinds={"pytorch", "png"},
-    deps=[dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR), MODEL_ASSETS["face_restoration"]],
+    deps=[
+        dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR),
+        dg.AssetDep(person_image, partition_mapping=PERSON_OF_PAIR),
+        MODEL_ASSETS["face_restoration"],
+    ],
     dagster_type=STORED,
     check_specs=check_specs(
         "restored_result",
@@ -104,9 +110,10 @@ def restored_result(
     model_factory: ModelFactoryResource,
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
-    """The try-on result with its face restored by GFPGAN v1.4, aligned by the person's pose keypoints (PNG at
-    the person photo's size); the result unchanged where the step did not run, with the reason (the engine's
-    ``restore_face``)."""
+    """The try-on result with its face restored by GFPGAN v1.4 (PNG at the person photo's size), aligned by the
+    eyes and nose BlazeFace finds on the person photo when a ``face_detection`` model card exists, else by the
+    pose keypoints; the result unchanged where the step did not run, with the reason (the engine's
+    ``face_alignment_keypoints`` and ``restore_face``)."""
     halves = {key: split_pair_key(key) for key in context.partition_keys}
     results = {key: np.asarray(value) for key, value in partition_values(context, tryon_result).items()}
     poses = read_partitions(io_manager, pose.key, [person for person, _ in halves.values()])
@@ -125,15 +132,23 @@ def restored_result(
                 min_eye_distance=options.face_min_eye_distance,
             )
         restore = restore_with(restorer)
+    aligned = {person: (np.asarray(poses[person]["keypoints"]), "pose") for person, _ in halves.values()}
+    detector_card = stored_cards(io_manager, ("face_detection",)).get("face_detection") if restore else None
     with monitor.step("restored_result"):
+        if detector_card is not None:
+            detector = FaceDetector(model_factory.load(detector_card)[0])
+            photos = read_partitions(io_manager, person_image.key, list(aligned))
+            aligned = {person: face_alignment_keypoints(points, detector.detect(np.asarray(photos[person])))
+                       for person, (points, _) in aligned.items()}  # fmt: skip
         restored = {
-            key: restore_face(restore, results[key], np.asarray(poses[person]["keypoints"]), options, why)
+            key: restore_face(restore, results[key], aligned[person][0], options, why)
             for key, (person, _) in halves.items()
         }
     images = {key: item.image for key, item in restored.items()}
     metadata = {
         key: {
             "face_restoration": "ran" if item.record["ran"] else item.record["reason"],
+            "face_alignment": aligned[halves[key][0]][1],
             **({"face_box": dg.MetadataValue.json(item.record["box"])} if item.record["ran"] else {}),
             "preview": preview(side_by_side(results[key], item.image), "before and after"),
         }

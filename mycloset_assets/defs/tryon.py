@@ -18,9 +18,10 @@ of each step is the one the model card of its slot names (``pose_model``, ...), 
 Which pipelines run is decided by which complete sets of checkpoints are present: the pairs sensor asks for
 ``tryon_result`` when CP-VTON's cards are materialised and ``vitonhd_result`` when VITON-HD's are, both when both.
 
-Storage (open formats): ``pose`` JSON (OpenPose-18 of everyone found and of the person used, photo pixels),
-``human_parsing`` PNG label ids, ``garment_mask`` PNG 0/255, ``person_representation`` NPZ, ``warped_garment``
-NPZ (everything the GMM stage returns), ``tryon_result`` and ``vitonhd_result`` PNG at the person photo's size.
+Storage (open formats): ``pose`` JSON (OpenPose-18 of everyone found and of the person used, photo pixels, the
+estimator's name; BlazePose's 33 landmarks too), ``human_parsing`` PNG label ids (and the person mask beside
+them), ``garment_mask`` PNG 0/255, ``person_representation`` NPZ, ``warped_garment`` NPZ (everything the GMM
+stage returns), ``tryon_result`` and ``vitonhd_result`` PNG at the person photo's size.
 """
 
 from collections.abc import Mapping, Sequence
@@ -31,19 +32,25 @@ import numpy as np
 
 from ..checkpoints import get_entry
 from ..engine.errors import PersonNotFoundError
+from ..engine.options import TryOnOptions
 from ..engine.stages import (
+    blazepose_estimator,
     check_vitonhd_pose,
     detect_poses,
     mask_garments,
+    mask_iou,
     mask_wrapper,
     parse_people,
     parsing_names,
     parsing_settings,
+    person_masks,
     pose_wrapper,
 )
 from ..monitoring import Monitor
 from ..vision.compositing import to_uint8_image
 from ..vision.drawing import draw_grid, draw_mask, draw_openpose18, draw_warp, parsing_picture, side_by_side
+from ..vision.pose_agreement import keypoint_agreement
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter
 from ..wrappers.parsing import parsing_wrapper
 from ..wrappers.tryon import (
     CpVtonGmm,
@@ -91,8 +98,10 @@ from .images import (
     store_beside,
 )
 from .io_managers import OpenFormatStorage, read_value
+from .models import stored_cards
 from .options import option
 from .partitions import GARMENT_OF_PAIR, PERSON_OF_PAIR, garment_images, pairs, person_images, split_pair_key
+from .pose_checks import agreement_result, agreement_spec, chosen_estimator, estimator_cards
 from .refinement import refined_garment_mask
 from .resources import ModelFactoryResource
 
@@ -101,9 +110,12 @@ BATCH = "Images or pairs per network forward."
 
 
 class PoseConfig(PoseCheckConfig):
-    """How OpenPose runs (engine options) and the thresholds of the pose checks."""
+    """Which estimator runs and how (engine options), and the thresholds of the pose checks."""
 
     max_side: int | None = option("max_side", MAX_SIDE)
+    pose_estimator: str = option(
+        "pose_estimator", "auto, openpose or blazepose: whose keypoints are stored (auto: pose_model's estimator)."
+    )
     pose_scales: list[float] | None = option("pose_scales", "OpenPose scales of box 368; null: the entry's.")
 
 
@@ -115,6 +127,7 @@ class ParsingConfig(ParsingCheckConfig):
     parsing_scales: list[float] | None = option("parsing_scales", "Graphonomy scales; null: the reference's.")
     parsing_flip: bool | None = option("parsing_flip", "Flip averaging; null: the family's default.")
     batch_size: int = option("batch_size", BATCH)
+    person_mask: bool = option("person_mask", "Store the selfie segmentation's person mask when its card exists.")
 
 
 class GarmentMaskConfig(GarmentMaskCheckConfig):
@@ -187,6 +200,14 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
 # per person photo ------------------------------------------------------------------------------------------
 
 
+def pose_estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any], options: TryOnOptions) -> Any:
+    """The engine's estimator for a pose card: BlazePose when the card names its detector partner, else OpenPose."""
+    detector = card.get("partners", {}).get("pose_detector")
+    if detector is not None:
+        return blazepose_estimator(model_factory.load(detector)[0], model_factory.load(card)[0])
+    return model_factory.wrapper(card, pose_wrapper, scales=options.pose_scales)
+
+
 @dg.asset(
     partitions_def=person_images,
     backfill_policy=SINGLE_RUN,
@@ -195,12 +216,15 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
     group_name=TRYON_GROUP,
     kinds={"pytorch", "json"},
     dagster_type=STORED,
-    check_specs=check_specs(
-        "pose",
-        "The chosen person's keypoints are a finite 18 x 3 array (ERROR otherwise) with at least min_keypoints "
-        "confident keypoints (WARN otherwise: nobody, or only part of a person, was found).",
-        model=True,
-    ),
+    check_specs=[
+        *check_specs(
+            "pose",
+            "The chosen person's keypoints are a finite 18 x 3 array (ERROR otherwise) with at least "
+            "min_keypoints confident keypoints (WARN otherwise: nobody, or only part of a person, was found).",
+            model=True,
+        ),
+        agreement_spec("pose"),
+    ],
 )
 def pose(
     context: dg.AssetExecutionContext,
@@ -210,35 +234,47 @@ def pose(
     model_factory: ModelFactoryResource,
     io_manager: dg.ResourceParam[dg.IOManager],
 ) -> dg.MaterializeResult:
-    """OpenPose body keypoints of each person photo (JSON): ``people`` (P x 18 x 3, everyone found, OpenPose-18
-    order, photo pixels) and ``keypoints`` (18 x 3, the best-scoring person, the one the try-on uses)."""
+    """Body keypoints of each person photo (JSON) by the estimator ``pose_estimator`` names: ``people`` (P x 18 x 3,
+    everyone found, OpenPose-18 order, photo pixels), ``keypoints`` (18 x 3, the best-scoring person, the one the
+    try-on uses), ``estimator``; BlazePose adds ``landmarks`` (33 x 4) and ``people_landmarks`` (P x 33 x 4).
+    With both estimators present the other one runs too, for the ``estimators_agree`` check."""
     photos = partition_values(context, person_image)
     options = model_factory.options(config)
+    cards = estimator_cards(pose_model, stored_cards(io_manager, ("blazepose",)).get("blazepose"))
+    used = chosen_estimator(options.pose_estimator, cards)
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
-        wrapper = model_factory.wrapper(pose_model, pose_wrapper, scales=options.pose_scales)
+        estimator = pose_estimator(model_factory, cards[used], options)
     with monitor.step("pose"):
-        found = detect_poses(wrapper, list(photos.values()), options.max_side)
-    poses = {
-        key: {
-            "keypoint_order": "openpose18",
-            "image_size": list(photos[key].shape[:2]),
-            "keypoints": arrays["keypoints"],
-            "people": arrays["people"],
+        found = detect_poses(estimator, list(photos.values()), options.max_side)
+    other = next((name for name in cards if name != used), None)
+    compared = {}
+    if other is not None:
+        second = detect_poses(pose_estimator(model_factory, cards[other], options), list(photos.values()),
+                              options.max_side)  # fmt: skip
+        compared = {
+            key: keypoint_agreement(mine["keypoints"], theirs["keypoints"], config.agreement_alpha)
+            for key, mine, theirs in zip(photos, found, second, strict=True)
         }
+    poses = {
+        key: {"keypoint_order": "openpose18", "estimator": used, "image_size": list(photos[key].shape[:2]), **arrays}
         for key, arrays in zip(photos, found, strict=True)
     }
     metadata = {
         key: {
+            "estimator": used,
             "people": len(item["people"]),
             "confident_keypoints": int((item["keypoints"][:, 2] >= config.min_keypoint_score).sum()),
+            **({"pck": round(compared[key].pck, 4)} if key in compared and compared[key].pck is not None else {}),
             "preview": preview(draw_openpose18(photos[key], item["people"]), "skeleton"),
         }
         for key, item in poses.items()
     }
     add_partition_metadata(context, io_manager, poses, metadata)
-    figures = StepFigures.of(monitor, len(photos), pose_model)
-    return _result(context, poses, figures, _model_checks(figures, config, pose_findings(poses, config)))
+    figures = StepFigures.of(monitor, len(photos), cards[used])
+    checks = _model_checks(figures, config, pose_findings(poses, config))
+    agreement = agreement_result(compared, (used, other), figures, config.min_agreement, config.agreement_alpha)
+    return _result(context, poses, figures, [*checks, agreement])
 
 
 @dg.asset(
@@ -266,17 +302,23 @@ def human_parsing(
 ) -> dg.MaterializeResult:
     """Human parsing of each person photo: a PNG of label ids at the photo's size (LIP-20 for SCHP, CIHP-20 for
     Graphonomy; the names are in the metadata; a viewer shows the ids as near-black), and beside it
-    ``<partition>.colour.png``, the classes in colour with a legend (also the preview)."""
+    ``<partition>.colour.png``, the classes in colour with a legend (also the preview); with a ``person_mask``
+    model card, ``<partition>.person_mask.png`` (MediaPipe's selfie segmentation, 0/255) and its IoU with the
+    parsing's person in the metadata."""
     photos = partition_values(context, person_image)
     entry = get_entry(parsing_model["entry"])
     options = model_factory.options(config)
     settings = {**parsing_settings(entry.family, options), "batch_size": options.batch_size}
+    mask_card = stored_cards(io_manager, ("person_mask",)).get("person_mask") if options.person_mask else None
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
         wrapper = model_factory.wrapper(parsing_model, parsing_wrapper, **settings)
+        segmenter = model_factory.wrapper(mask_card, SelfieSegmenter) if mask_card is not None else None
     with monitor.step("human_parsing"):
         found = parse_people(wrapper, list(photos.values()), options.max_side)
+        masks = person_masks(segmenter, list(photos.values())) if segmenter is not None else None
     labels = {key: arrays["parsing"] for key, arrays in zip(photos, found, strict=True)}
+    person_mask = {key: item["person_mask"] for key, item in zip(photos, masks, strict=True)} if masks else {}
     names = parsing_names(entry.labels)
     metadata = {}
     for key, label_map in labels.items():
@@ -291,11 +333,26 @@ def human_parsing(
             "preview": preview(picture, "parsing"),
             **({"colour_path": dg.MetadataValue.path(colour)} if colour else {}),
         }
+        if key in person_mask:
+            metadata[key].update(_person_mask_metadata(io_manager, context.asset_key, key, person_mask[key], label_map))
     add_partition_metadata(context, io_manager, labels, metadata)
     figures = StepFigures.of(monitor, len(photos), parsing_model)
     sizes = {key: photo.shape[:2] for key, photo in photos.items()}
     findings = parsing_findings(labels, sizes, len(names), config)
     return _result(context, labels, figures, _model_checks(figures, config, findings))
+
+
+def _person_mask_metadata(
+    storage: dg.IOManager, asset_key: dg.AssetKey, key: str, mask: np.ndarray, labels: np.ndarray
+) -> dict[str, Any]:
+    """Store a person mask beside the parsing; its share of the photo, IoU with the parsing's person, path."""
+    path = store_beside(storage, asset_key, key, "person_mask", mask)
+    iou = mask_iou(mask, labels)
+    return {
+        "person_mask_fraction": round(float(np.mean(mask > 0)), 4),
+        **({"person_mask_parsing_iou": round(iou, 4)} if iou is not None else {}),
+        **({"person_mask_path": dg.MetadataValue.path(path)} if path else {}),
+    }
 
 
 def representation_arrays(person: CpVtonPerson) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checkpoints import LoadedModel
 from ..engine_cache import ContentCache, content_key, freeze
 from ..monitoring import Monitor, StepMetrics
 from .models import Checkpoint, ModelPool, ModelSet
@@ -48,6 +49,7 @@ class Item:
     clothing_mask: np.ndarray | None = None
     final: np.ndarray | None = None
     quality: QualityFigures | None = None
+    pose_estimator: str | None = None
 
     def result_image(self) -> np.ndarray:
         """The try-on image as it stands: face-restored when that step ran."""
@@ -99,6 +101,10 @@ class RunContext:
             self.chosen[role], self.options.device, self.options.torch_dtype, self.models, factory, **settings
         )
 
+    def load(self, role: str) -> LoadedModel:
+        """The pool's network chosen for ``role`` (for steps that combine two networks)."""
+        return self.pool.load(self.chosen[role], self.options.device, self.options.torch_dtype, self.models)
+
     def lookup(self, keys: Sequence[str]) -> tuple[dict[str, Arrays], list[str]]:
         """Cached arrays by key, and the distinct keys that missed (in order)."""
         found: dict[str, Arrays] = {}
@@ -123,10 +129,11 @@ class RunContext:
         photos: dict[str, Photo],
         config: dict[str, Any],
         compute: Callable[[list[np.ndarray]], list[Arrays]],
+        partners: Sequence[str] = (),
     ) -> tuple[dict[str, Arrays], set[str]]:
-        """Arrays per photo digest for one per-photo stage (named as its role), computing only the cache
-        misses, in one call."""
-        model = self.chosen[stage].sha256
+        """Arrays per photo digest for one per-photo stage (named as its role, its ``partners`` roles' networks
+        entering the key too), computing only the cache misses, in one call."""
+        model = "+".join(self.chosen[role].sha256 for role in (stage, *partners))
         keys = {
             digest: content_key(stage=stage, version=CACHE_VERSION, image=digest, model=model, config=config)
             for digest in photos

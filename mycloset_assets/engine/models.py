@@ -38,6 +38,7 @@ from ..checkpoints.pipelines import (
     PipelineStatus,
     choose,
     describe_missing,
+    partner_roles,
     pipeline_status,
     required_companions,
 )
@@ -45,6 +46,7 @@ from ..checkpoints.provenance import weights_provenance
 from .errors import MissingModelsError
 
 W = TypeVar("W")
+Narrowed = Mapping[str, tuple[str, ...]]
 _FileStamp = tuple[str, int, int, int]
 _memo_lock = threading.Lock()
 _analyses: dict[_FileStamp, Analysis] = {}
@@ -197,9 +199,12 @@ class ModelSet:
                 checkpoints[model.entry] = Checkpoint(model.entry, model.path, shown, model.sha256)
         return cls(f"model manager {manager.root}", checkpoints, skipped)
 
-    def status(self, pipeline: str, roles: Iterable[str] | None = None) -> PipelineStatus:
-        """Which entry fills each role of ``pipeline`` (only ``roles`` when given) and which roles stay empty."""
-        status = pipeline_status(pipeline, self.checkpoints)
+    def status(
+        self, pipeline: str, roles: Iterable[str] | None = None, narrowed: Narrowed | None = None
+    ) -> PipelineStatus:
+        """Which entry fills each role of ``pipeline`` (only ``roles`` when given) and which roles stay empty;
+        ``narrowed`` replaces some roles' acceptable entries (e.g. one pose estimator)."""
+        status = pipeline_status(pipeline, self.checkpoints, narrowed)
         if roles is None:
             return status
         wanted = set(roles)
@@ -210,22 +215,26 @@ class ModelSet:
             status.optional,
         )
 
-    def best_pipeline(self, skip_roles: Iterable[str] = ()) -> str | None:
+    def best_pipeline(self, skip_roles: Iterable[str] = (), narrowed: Narrowed | None = None) -> str | None:
         """The preferred pipeline whose roles (less ``skip_roles``, which the caller fills) are all available."""
         skip = set(skip_roles)
         for pipeline in PREFERENCE:
-            if self.status(pipeline, set(PIPELINES[pipeline]) - skip).complete:
+            if self.status(pipeline, set(PIPELINES[pipeline]) - skip, narrowed).complete:
                 return pipeline
         return None
 
-    def select(self, pipeline: str | None, skip_roles: Iterable[str] = ()) -> tuple[str, dict[str, Checkpoint]]:
+    def select(
+        self, pipeline: str | None, skip_roles: Iterable[str] = (), narrowed: Narrowed | None = None
+    ) -> tuple[str, dict[str, Checkpoint]]:
         """The pipeline (the best complete one when None) and the checkpoint of each of its roles, less
-        ``skip_roles``; raises :class:`MissingModelsError` naming the empty roles and their entries."""
+        ``skip_roles``, and of the partner roles of the entries chosen (BlazePose's ``pose_detector``);
+        ``narrowed`` replaces some roles' acceptable entries. Raises :class:`MissingModelsError` naming the
+        empty roles and their entries."""
         skip = set(skip_roles)
         if pipeline is None:
-            pipeline = self.best_pipeline(skip)
+            pipeline = self.best_pipeline(skip, narrowed)
             if pipeline is None:
-                statuses = [self.status(name, set(PIPELINES[name]) - skip) for name in PREFERENCE]
+                statuses = [self.status(name, set(PIPELINES[name]) - skip, narrowed) for name in PREFERENCE]
                 missing = "; ".join(describe_missing(status) for status in statuses)
                 raise MissingModelsError(
                     f"no try-on pipeline is complete in the {self.source}: {missing}{self._skipped_hint()}",
@@ -235,7 +244,7 @@ class ModelSet:
                 )
         if pipeline not in PIPELINES:
             raise ValueError(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
-        status = self.status(pipeline, set(PIPELINES[pipeline]) - skip)
+        status = self.status(pipeline, set(PIPELINES[pipeline]) - skip, narrowed)
         if not status.complete:
             raise MissingModelsError(
                 f"the {self.source} cannot run {pipeline}: {describe_missing(status)}{self._skipped_hint()}",
@@ -243,7 +252,10 @@ class ModelSet:
                 status.missing,
                 self.skipped,
             )
-        return pipeline, {role: self.checkpoints[entry] for role, entry in status.roles.items()}
+        chosen = {role: self.checkpoints[entry] for role, entry in status.roles.items()}
+        for entry in status.roles.values():
+            chosen.update({role: self.checkpoints[partner] for role, partner in partner_roles(entry).items()})
+        return pipeline, chosen
 
     def optional(self, roles: Iterable[str]) -> dict[str, Checkpoint]:
         """The checkpoint of each optional role (``OPTIONAL_ROLES``) in ``roles`` that an available entry fills,

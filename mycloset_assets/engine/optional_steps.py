@@ -1,9 +1,11 @@
-"""The optional steps of a try-on run: MobileSAM mask refinement (before the try-on), GFPGAN face restoration
-and the quality figures (after it). Each runs when it is switched on and its checkpoint is present, and leaves a
-record on every pair: ``{"ran": True, ...}`` or ``{"ran": False, "reason": ...}``.
+"""The optional steps of a try-on run: MediaPipe's person mask and MobileSAM mask refinement (before the
+try-on), GFPGAN face restoration and the quality figures (after it). Each runs when it is switched on and its
+checkpoint is present, and leaves a record on every pair: ``{"ran": True, ...}`` or ``{"ran": False, "reason":
+...}``.
 
-Each step is cached by content like the others: refinement per photo (pixels, the mask refined, the network),
-restoration per result image and keypoints, figures per result and the arrays they compare.
+Each step is cached by content like the others: the person mask and refinement per photo (pixels, the mask
+refined, the network), restoration per result image and keypoints, figures per result and the arrays they
+compare.
 """
 
 from __future__ import annotations
@@ -12,20 +14,24 @@ import json
 
 import numpy as np
 
-from ..checkpoints.pipelines import OPTIONAL_STEPS, absent_optional
+from ..checkpoints.pipelines import OPTIONAL_STEPS, STEP_HELPERS, absent_optional
 from ..engine_cache import array_digest, content_key, freeze
 from ..vision.prompts import SamPrompt
 from ..wrappers.face import FaceRestorer
+from ..wrappers.mediapipe_face import FaceDetector
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
 from ..wrappers.sam import MaskRefiner
 from .context import CACHE_VERSION, Item, Photo, RunContext, count
 from .options import TryOnOptions
 from .quality import QualityFigures, QualityInputs, measure_quality
+from .stages import mask_iou, person_masks
 from .steps import (
     RefinedMask,
     Restore,
     Segment,
     clothing_reference,
+    face_alignment_keypoints,
     refine_clothing_mask,
     refine_garment_mask,
     restore_face,
@@ -33,8 +39,10 @@ from .steps import (
 
 
 def wanted_roles(options: TryOnOptions) -> list[str]:
-    """The optional roles of the steps ``options`` switch on (``OPTIONAL_STEPS``: which roles each step reads)."""
-    return [role for step, roles in OPTIONAL_STEPS.items() if getattr(options, step) for role in roles]
+    """The optional roles of the steps ``options`` switch on (``OPTIONAL_STEPS``: which roles each step reads;
+    ``STEP_HELPERS``: the roles it uses when filled)."""
+    steps = [step for step in OPTIONAL_STEPS if getattr(options, step)]
+    return [role for step in steps for role in (*OPTIONAL_STEPS[step], *STEP_HELPERS.get(step, ()))]
 
 
 def _skip(items: list[Item], step: str, reason: str) -> None:
@@ -108,6 +116,32 @@ def mask_refinement(run: RunContext, items: list[Item]) -> None:
             item.records["mask_refinement"] = {"ran": True, "garment": garment.record, "clothing": clothing.record}
 
 
+def person_mask(run: RunContext, items: list[Item]) -> None:
+    """The person mask of each person photo (selfie segmentation, 0/255 at the photo's size) into the extras,
+    with the share of the photo it covers and its IoU with the parsing's person (non-background) labels."""
+    if not run.options.person_mask:
+        return _skip(items, "person_mask", _switched_off("person_mask"))
+    if "person_mask" not in run.chosen:
+        return _skip(items, "person_mask", absent_optional("person_mask"))
+    photos = {item.person.digest: item.person for item in items}
+
+    def compute(images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        return person_masks(run.wrapper("person_mask", SelfieSegmenter), images)
+
+    results, hits = run.photo_stage("person_mask", photos, run.options.person_mask_config(), compute)
+    for item in items:
+        assert item.parsing is not None
+        mask = results[item.person.digest]["person_mask"]
+        item.extras["person_mask"] = mask
+        item.cached += ["person_mask"] * (item.person.digest in hits)
+        iou = mask_iou(mask, item.parsing["parsing"])
+        item.records["person_mask"] = {
+            "ran": True,
+            "person_fraction": round(float(np.mean(mask > 0)), 4),
+            "parsing_iou": None if iou is None else round(iou, 4),
+        }
+
+
 def _refine_garment(run: RunContext, item: Item) -> tuple[RefinedMask, bool]:
     assert item.garment_mask is not None
     reference = item.garment_mask["garment_mask"]
@@ -157,13 +191,18 @@ def face_restoration(run: RunContext, items: list[Item]) -> None:
         return _skip(items, "face_restoration", _switched_off("face_restoration"))
     if "face_restoration" not in run.chosen:
         return _skip(items, "face_restoration", absent_optional("face_restoration"))
+    detector = FaceDetector(run.load("face_detection")) if "face_detection" in run.chosen else None
     with run.step("face_restoration", count(len(items), "pair")):
         for item in items:
             assert item.keypoints is not None and item.tryon is not None
             image, keypoints = item.tryon["tryon"], item.keypoints["keypoints"]
+            alignment = "pose"
+            if detector is not None:
+                keypoints, alignment = face_alignment_keypoints(keypoints, detector.detect(item.person.image))
             hits: list[bool] = []
             restored = restore_face(_restorer(run, keypoints, hits), image, keypoints, options)
-            item.records["face_restoration"] = restored.record
+            ran = restored.record["ran"]
+            item.records["face_restoration"] = {**restored.record, **({"alignment": alignment} if ran else {})}
             if restored.face is None:
                 continue
             item.cached += ["face_restoration"] * any(hits)

@@ -7,7 +7,10 @@ from typing import Any
 
 import torch
 
+from ..checkpoints.pipelines import POSE_ESTIMATORS
 from ..wrappers.tryon import ALIAS_MULTIPLE, VITONHD_SIZE
+
+POSE_ESTIMATOR_CHOICES = ("auto", *POSE_ESTIMATORS)
 
 
 def _positive_pair(name: str, value: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -36,6 +39,10 @@ class TryOnOptions:
     - ``max_side``: pose, parsing and garment masks run on copies of the photos whose longer side is at most
       this many pixels (the try-on networks read 256 x 192 or 1024 x 768 frames; full-size maps of a 12 Mpx
       photo would take gigabytes); results are mapped back to the photos' pixels. ``None``: full size.
+    - ``pose_estimator``: which network fills the pose role: ``"openpose"`` (OpenPose body, COCO-18),
+      ``"blazepose"`` (MediaPipe's BlazePose: person detector + 33-landmark network, mapped to OpenPose-18) or
+      ``"auto"``: OpenPose when its checkpoint is present (the try-on networks were trained on OpenPose's
+      keypoints), else BlazePose.
     - ``pose_scales``: OpenPose search scales (the entry's ``[0.5]`` of box 368).
     - ``parsing_size``: SCHP input size (473 x 473 for LIP); ``parsing_scales``: Graphonomy's scales (the
       reference's six); ``parsing_flip``: flip averaging (SCHP off, Graphonomy on by default).
@@ -52,6 +59,8 @@ class TryOnOptions:
     - ``face_restoration``: restore the face of the result with GFPGAN when a checkpoint is present and the pose
       shows both eyes and the nose with a score of at least ``face_min_score``, ``face_min_eye_distance`` pixels
       apart.
+    - ``person_mask``: a 0/255 person mask of each person photo by MediaPipe's selfie segmentation when its
+      checkpoint is present (kept in the result's extras; the record gives its IoU with the parsing's person).
     - ``quality``: measure the result (LPIPS and CLIP with their checkpoints, SSIM and mask IoU always);
       ``quality_max_side``: LPIPS runs on copies whose longer side is at most this many pixels.
     """
@@ -59,6 +68,7 @@ class TryOnOptions:
     device: str = "cpu"
     dtype: str = "float32"
     max_side: int | None = 1024
+    pose_estimator: str = "auto"
     pose_scales: tuple[float, ...] | None = None
     parsing_size: tuple[int, int] | None = None
     parsing_scales: tuple[float, ...] | None = None
@@ -74,6 +84,7 @@ class TryOnOptions:
     face_restoration: bool = True
     face_min_score: float = 0.3
     face_min_eye_distance: float = 8.0
+    person_mask: bool = True
     quality: bool = True
     quality_max_side: int = 512
 
@@ -83,6 +94,10 @@ class TryOnOptions:
             raise ValueError(f"dtype must name a floating-point torch dtype (float32, float16...), not {self.dtype!r}")
         if self.max_side is not None and self.max_side < 16:
             raise ValueError(f"max_side must be at least 16 pixels (or None for full size), got {self.max_side}")
+        if self.pose_estimator not in POSE_ESTIMATOR_CHOICES:
+            raise ValueError(
+                f"pose_estimator must be one of {', '.join(POSE_ESTIMATOR_CHOICES)}, not {self.pose_estimator!r}"
+            )
         if not 0.0 <= self.mask_threshold < 1.0:
             raise ValueError(f"mask_threshold must be in [0, 1), got {self.mask_threshold}")
         if self.batch_size < 1:
@@ -117,6 +132,12 @@ class TryOnOptions:
     def _compute(self) -> dict[str, Any]:
         return {"device": self.device, "dtype": self.dtype}
 
+    def narrowed_roles(self) -> dict[str, tuple[str, ...]]:
+        """The roles whose acceptable entries the options narrow (``pose`` to one estimator's; none for auto)."""
+        if self.pose_estimator == "auto":
+            return {}
+        return {"pose": POSE_ESTIMATORS[self.pose_estimator]}
+
     def pose_config(self) -> dict[str, Any]:
         """The options the pose step's output depends on."""
         return {**self._compute(), "max_side": self.max_side, "scales": self.pose_scales}
@@ -148,6 +169,10 @@ class TryOnOptions:
     def face_config(self) -> dict[str, Any]:
         """The options face restoration's output depends on."""
         return {**self._compute(), "min_score": self.face_min_score, "min_eye_distance": self.face_min_eye_distance}
+
+    def person_mask_config(self) -> dict[str, Any]:
+        """The options the person mask depends on."""
+        return self._compute()
 
     def quality_config(self) -> dict[str, Any]:
         """The options the quality figures depend on."""

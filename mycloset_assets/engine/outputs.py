@@ -61,6 +61,8 @@ def pictures(result: TryOnResult) -> dict[str, np.ndarray]:
         images["seg"] = colorize_parsing(result.extras["seg_labels"], VITONHD13_NAMES)
     if "misalignment" in result.extras:
         images["misalignment"] = mask_image(result.extras["misalignment"])
+    if "person_mask" in result.extras:
+        images["person_mask"] = result.extras["person_mask"]
     for name in ("clothing_mask", "sam_garment_mask", "sam_clothing_mask"):
         if name in result.extras:
             images[name] = mask_image(result.extras[name])

@@ -56,16 +56,19 @@ class TryOnResult:
       ``misalignment`` (h x w float32 in [0, 1]). The optional steps add ``clothing_mask`` (H x W bool: the
       person's clothes the garment replaces, MobileSAM's when kept), ``sam_garment_mask`` (Hg x Wg) and
       ``sam_clothing_mask`` (H x W: what MobileSAM returned, kept or not), ``tryon_before_restoration`` (H x W x 3)
-      and ``restored_face`` (512 x 512 x 3, GFPGAN's output in its aligned frame).
+      and ``restored_face`` (512 x 512 x 3, GFPGAN's output in its aligned frame), ``person_mask`` (H x W uint8
+      0/255, MediaPipe's selfie segmentation).
 
     ``models``: role -> :class:`ModelInfo` of the checkpoints used; ``skipped``: files of the checkpoint
     folder that could not be used -> ``"verdict: reason"``; ``steps``: the monitor's metrics (in a batch,
     of the whole batch); ``cached``: the stages (``pose``, ``parsing``, ``garment_mask``, ``tryon``) answered
     by the cache; ``notes``: warnings a user should read (e.g. nobody found in the person photo).
 
-    ``optional_steps``: ``mask_refinement``, ``face_restoration`` and ``quality`` -> ``{"ran": bool, "reason":
-    str, ...}`` (what the step did, or why it was skipped); ``quality``: the quality report (quality.json, see
-    :func:`mycloset_assets.engine.quality.quality_report`) when the quality step ran.
+    ``optional_steps``: ``person_mask``, ``mask_refinement``, ``face_restoration`` and ``quality`` -> ``{"ran":
+    bool, "reason": str, ...}`` (what the step did, or why it was skipped); ``quality``: the quality report
+    (quality.json, see :func:`mycloset_assets.engine.quality.quality_report`) when the quality step ran.
+    ``pose_estimator``: ``"openpose"`` or ``"blazepose"``, the estimator that found the keypoints (None when they
+    were given); BlazePose adds ``pose_landmarks`` (33 x 4: x, y, visibility, presence in person pixels) to ``extras``.
     """
 
     pipeline: str
@@ -93,6 +96,7 @@ class TryOnResult:
     notes: tuple[str, ...] = ()
     optional_steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality: dict[str, Any] | None = None
+    pose_estimator: str | None = None
 
     @property
     def cache_hit(self) -> bool:
@@ -117,9 +121,10 @@ class TryOnResult:
 
     def report(self, outputs: Mapping[str, str] | None = None) -> dict[str, Any]:
         """report.json: ``pipeline``, ``models``, ``steps``, ``skipped``, ``outputs`` (INTERFACES.md), and
-        ``optional_steps`` (which optional steps ran, which were skipped and why)."""
+        ``optional_steps`` (which optional steps ran, which were skipped and why) and ``pose_estimator``."""
         return {
             "pipeline": self.pipeline,
+            "pose_estimator": self.pose_estimator,
             "models": {role: info.to_dict() for role, info in self.models.items()},
             "steps": [step.to_report() for step in self.steps],
             "skipped": dict(self.skipped),

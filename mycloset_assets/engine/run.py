@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..checkpoints import get_entry
+from ..checkpoints.pipelines import partner_roles, pose_estimator_of
 from ..engine_cache import ContentCache, array_digest, content_key, default_cache, freeze
 from ..monitoring import Monitor
 from ..vision.images import ImageSource, LoadedImage, load_image
@@ -32,6 +33,8 @@ from .result import ModelInfo, TryOnResult
 from .stages import (
     EXTRA_PREFIX,
     TRYON_ARRAYS,
+    PoseEstimator,
+    blazepose_estimator,
     check_vitonhd_pose,
     cpvton_arrays,
     detect_poses,
@@ -111,16 +114,23 @@ def _pose(run: RunContext, items: list[Item]) -> None:
     photos = {item.person.digest: item.person for item in items if item.keypoints is None}
     if not photos:
         return
-    scales = run.options.pose_scales
+    partners = [role for role in partner_roles(run.chosen["pose"].entry) if role in run.chosen]
 
     def compute(images: list[np.ndarray]) -> list[Arrays]:
-        return detect_poses(run.wrapper("pose", pose_wrapper, scales=scales), images, run.options.max_side)
+        if partners:
+            estimator: PoseEstimator = blazepose_estimator(run.load("pose_detector"), run.load("pose"))
+        else:
+            estimator = run.wrapper("pose", pose_wrapper, scales=run.options.pose_scales)
+        return detect_poses(estimator, images, run.options.max_side)
 
-    results, hits = run.photo_stage("pose", photos, run.options.pose_config(), compute)
+    results, hits = run.photo_stage("pose", photos, run.options.pose_config(), compute, partners)
     for item in items:
         if item.keypoints is None:
             item.keypoints = results[item.person.digest]
             item.cached += ["pose"] * (item.person.digest in hits)
+            item.pose_estimator = pose_estimator_of(run.chosen["pose"].entry)
+            if len(item.keypoints.get("landmarks", ())):
+                item.extras["pose_landmarks"] = item.keypoints["landmarks"]
 
 
 def _parsing(run: RunContext, items: list[Item]) -> None:
@@ -276,6 +286,7 @@ def _result(run: RunContext, pipeline: str, item: Item, infos: dict[str, ModelIn
         notes=_notes(item, run.chosen),
         optional_steps=dict(item.records),
         quality=report,
+        pose_estimator=item.pose_estimator,
     )
 
 
@@ -334,12 +345,13 @@ def run_virtual_try_on_batch(
     ]
     with run.step("models"):
         run.models = model_set(models)
-        chosen_pipeline, run.chosen = run.models.select(pipeline, given)
+        chosen_pipeline, run.chosen = run.models.select(pipeline, given, run.options.narrowed_roles())
         run.chosen.update(run.models.optional(optional_steps.wanted_roles(run.options)))
         infos = {role: ModelInfo(c.entry, c.sha256, c.shown, provenance(c)) for role, c in run.chosen.items()}
     _pose(run, items)
     _parsing(run, items)
     _garment_masks(run, items)
+    optional_steps.person_mask(run, items)
     optional_steps.mask_refinement(run, items)
     _tryon(run, chosen_pipeline, items)
     optional_steps.face_restoration(run, items)

@@ -25,6 +25,8 @@ from ..vision.garment import cloth_seg_mask
 from ..vision.parsing import ParsingResult, get_label_set, label_set_for
 from ..wrappers.base import CompleteModelWrapper
 from ..wrappers.garment import ClothSegmenter, SaliencyMasker
+from ..wrappers.mediapipe_pose import POSE_LANDMARKS, BlazePoseEstimator, BlazePoseResult
+from ..wrappers.mediapipe_segmentation import SelfieSegmenter, person_mask
 from ..wrappers.openpose import OpenPoseBodyWrapper
 from ..wrappers.tryon import CpVtonTryOn, VitonHdTryOn
 from .errors import PersonNotFoundError
@@ -32,6 +34,7 @@ from .options import TryOnOptions
 
 OPENPOSE18 = 18
 MISSING_KEYPOINTS = np.tile(np.array([-1.0, -1.0, 0.0]), (OPENPOSE18, 1))
+BLAZEPOSE_MIN_VISIBILITY = 0.5
 VITONHD13_NAMES: tuple[str, ...] = tuple(name for name, _ in VITONHD_GROUPS)
 DEFAULT_PARSING_SET = "LIP-20"
 TRYON_ARRAYS = (
@@ -48,6 +51,7 @@ TRYON_ARRAYS = (
 EXTRA_PREFIX = "extra."
 
 Arrays = dict[str, np.ndarray]
+PoseEstimator = OpenPoseBodyWrapper | BlazePoseEstimator
 
 
 def working_copy(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -89,16 +93,65 @@ def pose_wrapper(loaded: LoadedModel, *, scales: tuple[float, ...] | None) -> Op
     return OpenPoseBodyWrapper(loaded, scales=scales)
 
 
-def detect_poses(wrapper: OpenPoseBodyWrapper, photos: list[np.ndarray], max_side: int | None) -> list[Arrays]:
+def blazepose_estimator(detector: LoadedModel, landmark: LoadedModel) -> BlazePoseEstimator:
+    """BlazePose from its two networks (cheap: the estimator only holds them)."""
+    return BlazePoseEstimator(detector, landmark)
+
+
+def blazepose_openpose18(result: BlazePoseResult, image_size: tuple[int, int]) -> np.ndarray:
+    """BlazePose's people as OpenPose-18 P x 18 x 3 in the image's pixels, a keypoint with visibility below
+    ``BLAZEPOSE_MIN_VISIBILITY`` or outside the image marked missing (-1, -1, 0), as OpenPose reports the
+    parts it does not find."""
+    points = np.array(result.openpose18, dtype=np.float64).reshape(-1, OPENPOSE18, 3)
+    height, width = image_size
+    x, y, visibility = points[..., 0], points[..., 1], points[..., 2]
+    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+    points[~(inside & (visibility >= BLAZEPOSE_MIN_VISIBILITY))] = MISSING_KEYPOINTS[0]
+    return points
+
+
+def _found_people(estimator: PoseEstimator, images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, Arrays]]:
+    """Per image: OpenPose-18 people (image pixels), their scores, and the estimator's own arrays."""
+    if isinstance(estimator, BlazePoseEstimator):
+        results = [estimator.estimate(image) for image in images]
+        return [
+            (blazepose_openpose18(result, image.shape[:2]), result.scores, {"landmarks": result.landmarks})
+            for image, result in zip(images, results, strict=True)
+        ]
+    return [(found.keypoints, found.scores, {}) for found in estimator(images)]
+
+
+def detect_poses(estimator: PoseEstimator, photos: list[np.ndarray], max_side: int | None) -> list[Arrays]:
     """Per photo: ``people`` P x 18 x 3 (OpenPose-18, photo pixels, the reference's order) and ``keypoints``
-    18 x 3, the person with the highest total score (all missing when nobody was found)."""
+    18 x 3, the person with the highest score (all missing when nobody was found), whichever estimator runs;
+    BlazePose adds ``people_landmarks`` P x 33 x 4 (x, y, visibility, presence; photo pixels) and
+    ``landmarks``, the best person's 33 x 4 (0 x 4 when nobody was found)."""
     work = [working_copy(photo, max_side) for photo in photos]
     results = []
-    for photo, small, found in zip(photos, work, wrapper(work), strict=True):
-        people = points_to_photo(found.keypoints, small.shape[:2], photo.shape[:2]).reshape(-1, OPENPOSE18, 3)
-        best = people[int(np.argmax(found.scores))] if len(people) else MISSING_KEYPOINTS
-        results.append({"people": people, "keypoints": np.array(best, dtype=np.float64)})
+    for photo, small, (points, scores, own) in zip(photos, work, _found_people(estimator, work), strict=True):
+        people = points_to_photo(points, small.shape[:2], photo.shape[:2]).reshape(-1, OPENPOSE18, 3)
+        best = people[int(np.argmax(scores))] if len(people) else MISSING_KEYPOINTS
+        arrays = {"people": people, "keypoints": np.array(best, dtype=np.float64)}
+        if "landmarks" in own:
+            landmarks = np.asarray(own["landmarks"], dtype=np.float64)
+            placed = points_to_photo(landmarks[..., :3], small.shape[:2], photo.shape[:2])
+            everyone = np.concatenate([placed, landmarks[..., 3:]], axis=-1).reshape(-1, POSE_LANDMARKS, 4)
+            arrays["people_landmarks"] = everyone
+            arrays["landmarks"] = everyone[int(np.argmax(scores))] if len(everyone) else np.zeros((0, 4))
+        results.append(arrays)
     return results
+
+
+def person_masks(segmenter: SelfieSegmenter, photos: list[np.ndarray]) -> list[Arrays]:
+    """Per photo: ``person_mask`` H x W uint8, 255 where the selfie segmentation's probability is over 0.5."""
+    return [{"person_mask": person_mask(probability)} for probability in segmenter(photos)]
+
+
+def mask_iou(first: np.ndarray, second: np.ndarray) -> float | None:
+    """IoU of two masks of one size (non-zero = inside); None when both are empty."""
+    a, b = np.asarray(first) > 0, np.asarray(second) > 0
+    union = int(np.count_nonzero(a | b))
+    return int(np.count_nonzero(a & b)) / union if union else None
 
 
 def missing_vitonhd_keypoints(keypoints: np.ndarray) -> list[str]:

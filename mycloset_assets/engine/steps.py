@@ -18,6 +18,7 @@ from ..vision.agnostic import CPVTON_CLOTH_LABELS, labels_in
 from ..vision.face import FaceNotFoundError, find_face
 from ..vision.prompts import EmptyMaskError, SamPrompt, agree, garment_prompt, person_clothing_prompt
 from ..wrappers.face import FaceRestorer
+from ..wrappers.mediapipe_face import FaceResult
 from ..wrappers.sam import MaskRefiner
 from .options import TryOnOptions
 
@@ -131,6 +132,22 @@ def refine_clothing_mask(
         "parsing",
         unavailable,
     )
+
+
+FACE_ROWS = {14: 0, 15: 1, 0: 2, 16: 4, 17: 5}
+"""OpenPose-18 row -> BlazeFace keypoint: right eye, left eye, nose tip, right and left ear tragion."""
+
+
+def face_alignment_keypoints(keypoints: np.ndarray, faces: FaceResult) -> tuple[np.ndarray, str]:
+    """The keypoints face restoration aligns by: the pose's with the eyes, nose and ears of the best face a face
+    detector found (scored with the detection's score), and ``"face_detection"``; the pose's as they are, and
+    ``"pose"``, when it found none."""
+    points = np.array(keypoints, dtype=np.float64)
+    if not len(faces):
+        return points, "pose"
+    for row, index in FACE_ROWS.items():
+        points[row] = (*faces.keypoints[0][index], faces.scores[0])
+    return points, "face_detection"
 
 
 def restore_face(

@@ -93,8 +93,12 @@ def test_backup_verify_and_deps(models, synth_file, tmp_path):
         "missing": {"lpips": ["lpips_alex_lin", "lpips_vgg_lin"], "clip": ["clip_vit_b32"]},
     }
     status, out, _ = models("deps")
-    assert "cpvton needs pose (openpose_body_coco18)" in out and "best pipeline: none is complete" in out
-    assert out.rstrip().endswith("step quality: needs lpips (lpips_alex_lin or lpips_vgg_lin), clip (clip_vit_b32)")
+    assert (
+        "cpvton needs pose (openpose_body_coco18 or mediapipe_pose_landmark_full" in out
+        and "best pipeline: none is complete" in out
+    )
+    assert "step quality: needs lpips (lpips_alex_lin or lpips_vgg_lin), clip (clip_vit_b32)\n" in out
+    assert out.rstrip().endswith("step person_mask: needs person_mask (mediapipe_selfie_segmentation)")
 
     status, out, _ = models("backup", LIN, str(tmp_path / "out"))
     assert status == 0 and out.strip().endswith("lpips_alex_lin-v1.card.json")

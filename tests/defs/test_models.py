@@ -72,8 +72,10 @@ def _checks(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.Asset
 def test_every_role_has_an_asset_downstream_of_the_checkpoint_files():
     assert set(SLOTS) == {
         "pose", "parsing", "garment_mask", "gmm", "tom", "vitonhd_seg", "vitonhd_gmm", "vitonhd_alias",
-        "face_restoration", "mask_refinement", "lpips", "clip",
+        "face_restoration", "mask_refinement", "lpips", "clip", "blazepose", "person_mask",
+        "face_detection",
     }  # fmt: skip
+    assert SLOTS["blazepose"].entries == ("mediapipe_pose_landmark_full",)
     assert SLOTS["gmm"].entries == ("cpvton_gmm",) and SLOTS["vitonhd_gmm"].entries == ("vitonhd_gmm",)
     resources = {"model_factory": ModelFactoryResource(checkpoint_folder="zoo")}
     graph = dg.Definitions(assets=ALL_ASSETS, resources=resources).resolve_asset_graph()

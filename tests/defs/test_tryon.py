@@ -27,6 +27,7 @@ from mycloset_assets.defs.images import STORED, garment_image, person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStorage
 from mycloset_assets.defs.models import MODEL_ASSETS
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, pair_key, person_images
+from mycloset_assets.defs.pose_checks import AGREEMENT_CHECK
 from mycloset_assets.defs.quality import THRESHOLDS, quality_report
 from mycloset_assets.defs.refinement import clothing_mask, refined_garment_mask
 from mycloset_assets.defs.resources import ModelFactoryResource
@@ -278,6 +279,7 @@ def test_every_check_ran_with_its_figures_and_no_error(graph):
     for asset in MINE:
         name = asset.key.to_user_string()
         expected = {RUNTIME_CHECK, PLAUSIBLE_CHECK} | ({KEY_MATCH_CHECK} if name in MODEL_BACKED else set())
+        expected |= {AGREEMENT_CHECK} if name == "pose" else set()
         assert {check.name for check in asset.check_keys} == expected
         for check in expected:
             assert evaluations[(name, check)], (name, check)

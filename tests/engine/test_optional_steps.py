@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from mycloset_assets.checkpoints.convert import file_sha256
+from mycloset_assets.checkpoints.pipelines import absent_optional
 from mycloset_assets.engine.outputs import QUALITY_NAME, REPORT_NAME, save_outputs
 from mycloset_assets.engine.quality import METRICS
 from mycloset_assets.engine_cache import ContentCache
@@ -77,6 +78,7 @@ def test_every_optional_step_runs_and_uses_its_checkpoint(full, full_zoo):
     }
     assert result.models["face_restoration"].path == str(full_zoo / "restore" / "GFPGANv1.4.pth")
     assert {name: record["ran"] for name, record in result.optional_steps.items()} == {
+        "person_mask": False,
         "mask_refinement": True,
         "face_restoration": True,
         "quality": True,
@@ -182,6 +184,7 @@ def test_switched_off_steps_say_so_and_load_nothing(full):
         keypoints=astronaut_keypoints(), parsing=astronaut_parsing(), cache=False, pool=ModelPool(),
     )  # fmt: skip
     assert result.optional_steps == {
+        "person_mask": {"ran": False, "reason": absent_optional("person_mask")},
         "mask_refinement": {"ran": False, "reason": "switched off (mask_refinement=False)"},
         "face_restoration": {"ran": False, "reason": "switched off (face_restoration=False)"},
         "quality": {"ran": False, "reason": "switched off (quality=False)"},
