@@ -25,6 +25,7 @@ from upath import UPath
 from ..monitoring import Monitor
 from ..vision.drawing import preview_image
 from ..vision.images import ImageError, LoadedImage, encode_jpeg
+from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     PhotoCheckConfig,
     StepFigures,
@@ -53,6 +54,21 @@ STORED = dg.DagsterType(
     description="A value the open-format IO manager stores as PNG, JSON or NPZ (a dict of them by partition key "
     "when a step covers several partitions).",
 )
+
+
+def network_step(partitions_def: dg.PartitionsDefinition, *kinds: str) -> dict[str, Any]:
+    """The decorator keywords every asset that runs a network shares: its partitions as single-run backfills (each
+    network loaded once per batch), the ``gpu`` pool and the queue/pod tags (``deployment.py``), the try-on
+    group, and open-format storage; ``kinds`` besides ``pytorch``."""
+    return {
+        "partitions_def": partitions_def,
+        "backfill_policy": SINGLE_RUN,
+        "pool": GPU_POOL,
+        "op_tags": GPU_OP_TAGS,
+        "group_name": TRYON_GROUP,
+        "kinds": {"pytorch", *kinds},
+        "dagster_type": STORED,
+    }
 
 
 def partition_values(context: dg.AssetExecutionContext, value: Any) -> dict[str, Any]:

@@ -28,14 +28,11 @@ from ..engine.quality import quality_report as report_of
 from ..engine.result import ModelInfo
 from ..monitoring import Monitor
 from ..wrappers.quality import ClipSimilarity, LpipsDistance
-from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import LOAD_STEP, RuntimeCheckConfig, StepFigures, runtime_result
 from .images import (
-    SINGLE_RUN,
-    STORED,
-    TRYON_GROUP,
     add_partition_metadata,
     garment_image,
+    network_step,
     partition_output,
     partition_values,
     preview,
@@ -156,16 +153,10 @@ def _weights(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]
 
 
 @dg.asset(
-    partitions_def=pairs,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "json"},
+    **network_step(pairs, "json"),
     deps=[dg.AssetDep(asset, partition_mapping=PERSON_OF_PAIR) for asset in (person_photo, clothing_mask)]
     + [dg.AssetDep(asset, partition_mapping=GARMENT_OF_PAIR) for asset in (garment_image, refined_garment_mask)]
     + [MODEL_ASSETS[role] for role in ("lpips", "clip")],
-    dagster_type=STORED,
     check_specs=quality_check_specs(),
 )
 def quality_report(

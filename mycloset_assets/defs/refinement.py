@@ -25,7 +25,6 @@ from ..engine.steps import RefinedMask, Segment, refine_clothing_mask, refine_ga
 from ..monitoring import Monitor
 from ..vision.drawing import draw_mask, side_by_side
 from ..wrappers.sam import MaskRefiner
-from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     Findings,
@@ -36,10 +35,8 @@ from .image_checks import (
     runtime_result,
 )
 from .images import (
-    SINGLE_RUN,
-    STORED,
-    TRYON_GROUP,
     add_partition_metadata,
+    network_step,
     partition_output,
     partition_values,
     preview,
@@ -128,14 +125,8 @@ PLAUSIBLE = (
 
 
 @dg.asset(
-    partitions_def=garment_images,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
+    **network_step(garment_images, "png"),
     deps=[MODEL_ASSETS[ROLE]],
-    dagster_type=STORED,
     check_specs=check_specs("refined_garment_mask", PLAUSIBLE, model=False),
 )
 def refined_garment_mask(
@@ -162,14 +153,8 @@ def refined_garment_mask(
 
 
 @dg.asset(
-    partitions_def=person_images,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
+    **network_step(person_images, "png"),
     deps=[MODEL_ASSETS[ROLE]],
-    dagster_type=STORED,
     check_specs=check_specs("clothing_mask", PLAUSIBLE, model=False),
 )
 def clothing_mask(

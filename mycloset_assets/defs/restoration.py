@@ -21,7 +21,6 @@ from ..monitoring import Monitor
 from ..vision.drawing import side_by_side
 from ..wrappers.face import FaceRestorer
 from ..wrappers.mediapipe_face import FaceDetector
-from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     Findings,
@@ -32,10 +31,8 @@ from .image_checks import (
     runtime_result,
 )
 from .images import (
-    SINGLE_RUN,
-    STORED,
-    TRYON_GROUP,
     add_partition_metadata,
+    network_step,
     partition_output,
     partition_values,
     person_image,
@@ -84,18 +81,12 @@ def restoration_findings(
 
 
 @dg.asset(
-    partitions_def=pairs,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
+    **network_step(pairs, "png"),
     deps=[
         dg.AssetDep(pose, partition_mapping=PERSON_OF_PAIR),
         dg.AssetDep(person_image, partition_mapping=PERSON_OF_PAIR),
         MODEL_ASSETS["face_restoration"],
     ],
-    dagster_type=STORED,
     check_specs=check_specs(
         "restored_result",
         "Outside the feathered face box the image equals tryon_result byte for byte (ERROR otherwise); a face the "

@@ -64,7 +64,6 @@ from ..wrappers.tryon import (
     cpvton_person,
 )
 from .checks import card_problems
-from .deployment import GPU_OP_TAGS, GPU_POOL
 from .image_checks import (
     LOAD_STEP,
     GarmentMaskCheckConfig,
@@ -91,6 +90,7 @@ from .images import (
     TRYON_GROUP,
     add_partition_metadata,
     garment_image,
+    network_step,
     partition_output,
     partition_values,
     person_image,
@@ -209,13 +209,7 @@ def pose_estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any],
 
 
 @dg.asset(
-    partitions_def=person_images,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "json"},
-    dagster_type=STORED,
+    **network_step(person_images, "json"),
     check_specs=[
         *check_specs(
             "pose",
@@ -278,13 +272,7 @@ def pose(
 
 
 @dg.asset(
-    partitions_def=person_images,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
-    dagster_type=STORED,
+    **network_step(person_images, "png"),
     check_specs=check_specs(
         "human_parsing",
         "Label maps are uint8 of the photo's size with ids of the label set (ERROR otherwise); the share "
@@ -436,13 +424,7 @@ def person_representation(
 
 
 @dg.asset(
-    partitions_def=garment_images,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
-    dagster_type=STORED,
+    **network_step(garment_images, "png"),
     check_specs=check_specs(
         "garment_mask",
         "Masks are 0/255 of the photo's size (ERROR otherwise) covering between min_area_fraction and "
@@ -520,14 +502,8 @@ def pair_inputs(context: dg.AssetExecutionContext, storage: dg.IOManager) -> dic
 
 
 @dg.asset(
-    partitions_def=pairs,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "numpy"},
+    **network_step(pairs, "numpy"),
     deps=PAIR_DEPS,
-    dagster_type=STORED,
     check_specs=check_specs(
         "warped_garment",
         "A finite warp of one frame: garment H x W x 3 uint8, mask H x W in [0, 1], grid H x W x 2, 50 TPS "
@@ -572,13 +548,7 @@ def warped_garment(
 
 
 @dg.asset(
-    partitions_def=pairs,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
-    dagster_type=STORED,
+    **network_step(pairs, "png"),
     check_specs=check_specs(
         "tryon_result",
         "The result is RGB uint8 at the person photo's size (ERROR otherwise) and not blank (WARN otherwise).",
@@ -619,14 +589,8 @@ def tryon_result(
 
 
 @dg.asset(
-    partitions_def=pairs,
-    backfill_policy=SINGLE_RUN,
-    pool=GPU_POOL,
-    op_tags=GPU_OP_TAGS,
-    group_name=TRYON_GROUP,
-    kinds={"pytorch", "png"},
+    **network_step(pairs, "png"),
     deps=PAIR_DEPS,
-    dagster_type=STORED,
     check_specs=check_specs(
         "vitonhd_result",
         "The result is RGB uint8 at the person photo's size (ERROR otherwise) and not blank (WARN otherwise); "
