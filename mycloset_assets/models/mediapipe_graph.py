@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .tf_padding import pad_same, same_pads
 
 SAME, VALID = 0, 1
 _ACTIVATIONS = {
@@ -36,21 +39,6 @@ _NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 def load_spec(name: str) -> dict[str, Any]:
     """The packaged graph description ``models/data/<name>.json``."""
     return json.loads(resources.files("mycloset_assets.models").joinpath(f"data/{name}.json").read_text())
-
-
-def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
-
-
-def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
-              value: float = 0.0) -> torch.Tensor:  # fmt: skip
-    top, bottom = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
-    if top or bottom or left or right:
-        return F.pad(x, (left, right, top, bottom), value=value)
-    return x
 
 
 def _source_coords(out_size: int, in_size: int, align_corners: bool, half_pixel: bool, device: torch.device):
@@ -106,10 +94,11 @@ class TFLiteGraphNet(nn.Module):
     model's outputs in the file's output order; 4-D outputs come back N×C×H×W.
     """
 
-    def __init__(self, graph: str) -> None:
+    def __init__(self, graph: str, spec: Mapping[str, Any] | None = None) -> None:
+        """``graph`` names the packaged description; ``spec`` (``checkpoints.tflite.graph_spec``) stands in for it."""
         super().__init__()
         self.graph = graph
-        spec = load_spec(graph)
+        spec = load_spec(graph) if spec is None else spec
         self._nodes = spec["nodes"]
         self._inputs = spec["inputs"]
         self._outputs = spec["outputs"]
@@ -165,8 +154,8 @@ class TFLiteGraphNet(nn.Module):
         padding: tuple[int, int] | int = 0
         if options["padding"] == SAME:
             kernel = tuple(weight.shape[2:])
-            rows = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
-            cols = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
+            rows = same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
+            cols = same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
             if rows[0] == rows[1] and cols[0] == cols[1]:
                 padding = (rows[0], cols[0])
             else:
@@ -191,14 +180,14 @@ class TFLiteGraphNet(nn.Module):
         kernel = (options["filter_h"], options["filter_w"])
         stride = (options["stride_h"], options["stride_w"])
         if options["padding"] == SAME and kind == "max":
-            x = _pad_same(x, kernel, stride, (1, 1), value=-math.inf)
+            x = pad_same(x, kernel, stride, (1, 1), value=-math.inf)
             out = F.max_pool2d(x, kernel, stride)
         elif kind == "max":
             out = F.max_pool2d(x, kernel, stride)
         elif options["padding"] == SAME:
-            summed = F.avg_pool2d(_pad_same(x, kernel, stride, (1, 1)), kernel, stride, divisor_override=1)
+            summed = F.avg_pool2d(pad_same(x, kernel, stride, (1, 1)), kernel, stride, divisor_override=1)
             ones = torch.ones((1, 1, *x.shape[2:]), dtype=x.dtype, device=x.device)
-            counts = F.avg_pool2d(_pad_same(ones, kernel, stride, (1, 1)), kernel, stride, divisor_override=1)
+            counts = F.avg_pool2d(pad_same(ones, kernel, stride, (1, 1)), kernel, stride, divisor_override=1)
             out = summed / counts
         else:
             out = F.avg_pool2d(x, kernel, stride)
