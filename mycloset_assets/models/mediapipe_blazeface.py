@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tf_padding import pad_same
+from .tf_ops import pad_same
 
 # (output channels, stride) of each BlazeBlock; the 16×16 head reads the output of block 11.
 BLOCKS = (

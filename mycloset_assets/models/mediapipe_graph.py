@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tf_padding import pad_same, same_pads
+from .tf_ops import depth_to_space, pad_same, same_pads
 
 SAME, VALID = 0, 1
 _ACTIVATIONS = {
@@ -273,8 +273,4 @@ class TFLiteGraphNet(nn.Module):
         return _Value(resize_bilinear(x, height, width, options["align_corners"], options["half_pixel_centers"]), True)
 
     def _depth_to_space(self, values, inputs, options) -> _Value:
-        x = values[inputs[0]].torch()
-        block = options["block_size"]
-        n, c, h, w = x.shape
-        out = x.reshape(n, block, block, c // block**2, h, w).permute(0, 3, 4, 1, 5, 2)
-        return _Value(out.reshape(n, c // block**2, h * block, w * block), True)
+        return _Value(depth_to_space(values[inputs[0]].torch(), options["block_size"]), True)

@@ -21,6 +21,7 @@ from mycloset_assets.checkpoints.reader import read_header
 from mycloset_assets.checkpoints.tensors import read_tensors
 from mycloset_assets.checkpoints.tflite import graph_spec, parse_model
 from mycloset_assets.models.mediapipe_blazeface import BlazeFaceShortRange
+from mycloset_assets.models.mediapipe_blazepose import BlazePoseDetector
 from mycloset_assets.models.mediapipe_graph import TFLiteGraphNet, resize_bilinear
 from mycloset_assets.vision.mediapipe import Roi, crop_roi, letterbox_roi, to_tensor_range
 
@@ -34,8 +35,9 @@ ALL = (
     "mediapipe_face_detection_short_range",
     "mediapipe_face_landmark",
 )
-# The networks still run as their packaged operator graph (BlazeFace is written out as modules).
-GRAPH_RUN = tuple(entry for entry in ALL if entry != "mediapipe_face_detection_short_range")
+# The networks still run as their packaged operator graph (the two SSD detectors are written out as modules).
+WRITTEN_OUT = ("mediapipe_face_detection_short_range", "mediapipe_pose_detection")
+GRAPH_RUN = tuple(entry for entry in ALL if entry not in WRITTEN_OUT)
 # entry -> (input size, value range, how the graph crops the photo)
 INPUTS = {
     "mediapipe_pose_detection": (224, (-1.0, 1.0), "letterbox"),
@@ -98,24 +100,35 @@ def test_packaged_graph_is_the_files_graph(entry: str, mediapipe_models: dict[st
     assert packaged == derived
 
 
-def test_blazeface_modules_equal_the_files_graph_run_op_for_op(photos: dict[str, np.ndarray]) -> None:
-    """The hand-written BlazeFace against the generic runner executing the file's own operator list, with the
-    same float32 weights: max |difference| <= 1e-4 on the astronaut (outputs range up to ~170)."""
-    path = BUNDLED["mediapipe_face_detection_short_range"]
+def _against_runner(path: Path, entry: str, photo: np.ndarray, module: type[torch.nn.Module]) -> None:
+    """A hand-written network against the generic runner executing the file's own operator list with the same
+    float32 weights: same output names and shapes, max |difference| <= 1e-4 (outputs range up to ~750)."""
     loaded = load_model(path)
-    assert isinstance(loaded.module, BlazeFaceShortRange)
-    runner = TFLiteGraphNet("face_detection_short_range", graph_spec(parse_model(path.read_bytes())))
+    assert isinstance(loaded.module, module)
+    runner = TFLiteGraphNet(entry, graph_spec(parse_model(path.read_bytes())))
     names = [name for name, _ in runner.named_parameters()] + [name for name, _ in runner.named_buffers()]
     runner.load_state_dict(read_tensors(read_header(path), names), strict=True)
     runner.float()
-    tensor = torch.from_numpy(_input("mediapipe_face_detection_short_range", photos["astronaut"])[None])
+    tensor = torch.from_numpy(_input(entry, photo)[None])
     with torch.inference_mode():
         mine, reference = loaded.module(tensor), runner(tensor)
-    assert runner.output_names == list(loaded.module.output_names)
-    assert [tuple(o.shape) for o in mine] == [(1, 896, 16), (1, 896, 1)]
+    assert list(loaded.module.output_names) == runner.output_names
+    assert len(mine) == len(reference)
     for got, want in zip(mine, reference, strict=True):
         assert got.shape == want.shape
         assert float((got - want).abs().max()) <= 1e-4
+
+
+def test_blazeface_modules_equal_the_files_graph_run_op_for_op(photos: dict[str, np.ndarray]) -> None:
+    entry = "mediapipe_face_detection_short_range"
+    _against_runner(BUNDLED[entry], entry, photos["astronaut"], BlazeFaceShortRange)
+
+
+def test_blazepose_detector_modules_equal_the_files_graph_run_op_for_op(
+    mediapipe_models: dict[str, Path], photos: dict[str, np.ndarray]
+) -> None:
+    entry = "mediapipe_pose_detection"
+    _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseDetector)
 
 
 def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -> None:

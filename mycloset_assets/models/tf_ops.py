@@ -1,5 +1,8 @@
-"""TensorFlow's ``SAME`` padding for torch N×C×H×W tensors: output size ``ceil(size / stride)``, and when
-the padding is odd the extra pixel goes at the end (bottom, right), unlike torch's symmetric ``padding``."""
+"""TensorFlow operators whose meaning differs from torch's nearest function, on N×C×H×W tensors.
+
+``SAME`` padding gives output size ``ceil(size / stride)`` and, when the padding is odd, puts the extra
+pixel at the end (bottom, right), unlike torch's symmetric ``padding``; depth-to-space orders channels
+block position first, unlike ``pixel_shuffle``."""
 
 from __future__ import annotations
 
@@ -29,3 +32,10 @@ def pad_same(
     if top or bottom or left or right:
         return F.pad(x, (left, right, top, bottom), value=value)
     return x
+
+
+def depth_to_space(x: torch.Tensor, block: int) -> torch.Tensor:
+    """TensorFlow's DEPTH_TO_SPACE: channel ``(i * block + j) * C + c`` goes to pixel offset (i, j) of channel c."""
+    n, c, h, w = x.shape
+    out = x.reshape(n, block, block, c // block**2, h, w).permute(0, 3, 4, 1, 5, 2)
+    return out.reshape(n, c // block**2, h * block, w * block)
