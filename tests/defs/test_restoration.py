@@ -17,6 +17,7 @@ from PIL import Image
 
 from mycloset_assets.definitions import defs
 from mycloset_assets.defs.image_checks import PLAUSIBLE_CHECK
+from mycloset_assets.defs.images import person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager, OpenFormatStorage, write_value
 from mycloset_assets.defs.models import MODEL_ASSETS, model_card
 from mycloset_assets.defs.partitions import InboxResource, pair_key
@@ -25,6 +26,7 @@ from mycloset_assets.defs.restoration import outside_box_changes, restored_resul
 from mycloset_assets.defs.tryon import pose, tryon_result
 
 DEMO = Path(__file__).parents[2] / "mycloset_assets" / "demo_data"
+BLAZEFACE = Path(__file__).parents[1] / "fixtures" / "mediapipe" / "face_detection_short_range.tflite"
 PERSON, GARMENT = "ann", "shirt"
 PAIR = pair_key(PERSON, GARMENT)
 ASSETS = list(defs.assets or [])
@@ -134,6 +136,44 @@ def test_a_face_the_pose_does_not_show_is_a_warning(setup):
         assert np.array_equal(stored(setup), setup["photo"])
     finally:
         setup["storage"].stem(MODEL_ASSETS["face_restoration"].key).with_suffix(".json").unlink()
+        write_value(
+            {"keypoint_order": "openpose18", "keypoints": setup["keypoints"], "people": [setup["keypoints"]]},
+            setup["storage"].stem(pose.key, PERSON),
+        )
+
+
+@pytest.mark.slow
+def test_blazeface_aligns_the_face_the_pose_does_not_show(setup, tmp_path):
+    """With a face_detection card, the eyes, nose and ears come from BlazeFace on the person photo: the face is
+    restored although the stored pose lacks the left eye (which alone is a warning, above)."""
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "blazeface.tflite").symlink_to(BLAZEFACE)
+    faces = ModelFactoryResource(checkpoint_folder=str(tmp_path / "faces"))
+    detector_card = model_card("face_detection", faces.models(), str(tmp_path / "faces"))
+    keypoints = [list(point) for point in setup["keypoints"]]
+    keypoints[15] = [-1, -1, 0]
+    written = [
+        (setup["card"], setup["storage"].stem(MODEL_ASSETS["face_restoration"].key)),
+        (detector_card, setup["storage"].stem(MODEL_ASSETS["face_detection"].key)),
+        (setup["photo"], setup["storage"].stem(person_image.key, PERSON)),
+        (
+            {"keypoint_order": "openpose18", "keypoints": keypoints, "people": [keypoints]},
+            setup["storage"].stem(pose.key, PERSON),
+        ),
+    ]
+    for value, stem in written:
+        write_value(value, stem)
+    try:
+        result = materialise(setup)
+        (event,) = result.asset_materializations_for_node("restored_result")
+        assert event.metadata["face_alignment"].value == "face_detection"
+        assert event.metadata["face_restoration"].value == "ran"
+        x0, y0, x1, y1 = event.metadata["face_box"].value
+        assert x0 < 197 < 246 < x1 and y0 < 105 < 128 < y1, "the box holds the eyes marked by hand"
+        assert outside_box_changes(setup["photo"], stored(setup), (x0, y0, x1, y1)) == 0
+    finally:
+        for stem in (setup["storage"].stem(MODEL_ASSETS[role].key) for role in ("face_restoration", "face_detection")):
+            stem.with_suffix(".json").unlink()
         write_value(
             {"keypoint_order": "openpose18", "keypoints": setup["keypoints"], "people": [setup["keypoints"]]},
             setup["storage"].stem(pose.key, PERSON),
