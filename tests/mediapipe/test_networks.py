@@ -21,7 +21,7 @@ from mycloset_assets.checkpoints.reader import read_header
 from mycloset_assets.checkpoints.tensors import read_tensors
 from mycloset_assets.checkpoints.tflite import graph_spec, parse_model
 from mycloset_assets.models.mediapipe_blazeface import BlazeFaceShortRange
-from mycloset_assets.models.mediapipe_blazepose import BlazePoseDetector
+from mycloset_assets.models.mediapipe_blazepose import BlazePoseDetector, BlazePoseLandmark
 from mycloset_assets.models.mediapipe_graph import TFLiteGraphNet, resize_bilinear
 from mycloset_assets.vision.mediapipe import Roi, crop_roi, letterbox_roi, to_tensor_range
 
@@ -35,8 +35,8 @@ ALL = (
     "mediapipe_face_detection_short_range",
     "mediapipe_face_landmark",
 )
-# The networks still run as their packaged operator graph (the two SSD detectors are written out as modules).
-WRITTEN_OUT = ("mediapipe_face_detection_short_range", "mediapipe_pose_detection")
+# The networks still run as their packaged operator graph (the detectors and the pose landmarks are written out).
+WRITTEN_OUT = ("mediapipe_face_detection_short_range", "mediapipe_pose_detection", "mediapipe_pose_landmark_full")
 GRAPH_RUN = tuple(entry for entry in ALL if entry not in WRITTEN_OUT)
 # entry -> (input size, value range, how the graph crops the photo)
 INPUTS = {
@@ -129,6 +129,13 @@ def test_blazepose_detector_modules_equal_the_files_graph_run_op_for_op(
 ) -> None:
     entry = "mediapipe_pose_detection"
     _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseDetector)
+
+
+def test_blazepose_landmark_modules_equal_the_files_graph_run_op_for_op(
+    mediapipe_models: dict[str, Path], photos: dict[str, np.ndarray]
+) -> None:
+    entry = "mediapipe_pose_landmark_full"
+    _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseLandmark)
 
 
 def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -> None:
