@@ -22,6 +22,7 @@ from mycloset_assets.checkpoints.tensors import read_tensors
 from mycloset_assets.checkpoints.tflite import graph_spec, parse_model
 from mycloset_assets.models.mediapipe_blazeface import BlazeFaceShortRange
 from mycloset_assets.models.mediapipe_blazepose import BlazePoseDetector
+from mycloset_assets.models.mediapipe_facemesh import FaceMesh
 from mycloset_assets.models.mediapipe_graph import TFLiteGraphNet, resize_bilinear
 from mycloset_assets.models.mediapipe_selfie import SelfieSegmentation
 from mycloset_assets.vision.mediapipe import Roi, crop_roi, letterbox_roi, to_tensor_range
@@ -37,7 +38,12 @@ ALL = (
     "mediapipe_face_landmark",
 )
 # The networks still run as their packaged operator graph (the others are written out as modules).
-WRITTEN_OUT = ("mediapipe_face_detection_short_range", "mediapipe_pose_detection", "mediapipe_selfie_segmentation")
+WRITTEN_OUT = (
+    "mediapipe_face_detection_short_range",
+    "mediapipe_pose_detection",
+    "mediapipe_selfie_segmentation",
+    "mediapipe_face_landmark",
+)
 GRAPH_RUN = tuple(entry for entry in ALL if entry not in WRITTEN_OUT)
 # entry -> (input size, value range, how the graph crops the photo)
 INPUTS = {
@@ -135,6 +141,13 @@ def test_blazepose_detector_modules_equal_the_files_graph_run_op_for_op(
 def test_selfie_modules_equal_the_files_graph_run_op_for_op(photos: dict[str, np.ndarray]) -> None:
     entry = "mediapipe_selfie_segmentation"
     _against_runner(BUNDLED[entry], entry, photos["astronaut"], SelfieSegmentation)
+
+
+def test_facemesh_modules_equal_the_files_graph_run_op_for_op(
+    mediapipe_models: dict[str, Path], photos: dict[str, np.ndarray]
+) -> None:
+    entry = "mediapipe_face_landmark"
+    _against_runner(mediapipe_models[entry], entry, photos["astronaut"], FaceMesh)
 
 
 def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -> None:
