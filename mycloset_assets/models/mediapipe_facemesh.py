@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .mediapipe_blazeface import BlazeBlock
 from .tf_ops import pad_same
 
 # (output channels, stride) of the trunk's residual blocks and of the two heads' blocks before narrowing.
@@ -41,24 +42,16 @@ class PReLU(nn.Module):
         return F.prelu(x, self.alpha.reshape(-1))
 
 
-class ResidualBlock(nn.Module):
-    """Depthwise 3×3 then pointwise 1×1, added to the shortcut, then PReLU. The shortcut is the input,
-    max-pooled 2×2 when the block strides and zero-padded with extra channels when it widens."""
+class ResidualBlock(BlazeBlock):
+    """BlazeFace's block (depthwise 3×3 → pointwise 1×1, added to the max-pooled, zero-padded shortcut) with
+    a per-channel PReLU in place of its ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__()
-        self.stride = stride
-        self.extra_channels = out_channels - in_channels
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, stride, groups=in_channels)
-        self.pointwise = nn.Conv2d(in_channels, out_channels, 1)
+        super().__init__(in_channels, out_channels, stride)
         self.prelu = PReLU(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = F.max_pool2d(x, 2) if self.stride > 1 else x
-        if self.extra_channels:
-            shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
-        h = self.pointwise(self.depthwise(pad_same(x, (3, 3), (self.stride, self.stride))))
-        return self.prelu(shortcut + h)
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(x)
 
 
 def _blocks(in_channels: int, specs: tuple[tuple[int, int], ...]) -> nn.ModuleList:

@@ -138,16 +138,14 @@ def test_blazepose_detector_modules_equal_the_files_graph_run_op_for_op(
     _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseDetector)
 
 
-def test_selfie_modules_equal_the_files_graph_run_op_for_op(photos: dict[str, np.ndarray]) -> None:
-    entry = "mediapipe_selfie_segmentation"
-    _against_runner(BUNDLED[entry], entry, photos["astronaut"], SelfieSegmentation)
-
-
-def test_facemesh_modules_equal_the_files_graph_run_op_for_op(
-    mediapipe_models: dict[str, Path], photos: dict[str, np.ndarray]
+@pytest.mark.parametrize(
+    ("entry", "module"), [("mediapipe_selfie_segmentation", SelfieSegmentation), ("mediapipe_face_landmark", FaceMesh)]
+)
+def test_written_out_modules_equal_the_files_graph_run_op_for_op(
+    entry: str, module: type[torch.nn.Module], request: pytest.FixtureRequest, photos: dict[str, np.ndarray]
 ) -> None:
-    entry = "mediapipe_face_landmark"
-    _against_runner(mediapipe_models[entry], entry, photos["astronaut"], FaceMesh)
+    path = BUNDLED[entry] if entry in BUNDLED else request.getfixturevalue("mediapipe_models")[entry]
+    _against_runner(path, entry, photos["astronaut"], module)
 
 
 def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -> None:
