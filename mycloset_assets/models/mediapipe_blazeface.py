@@ -52,6 +52,7 @@ class BlazeBlock(nn.Module):
         return self.activation(shortcut + self.pointwise(self.depthwise(pad_same(x, (3, 3), stride))))
 
     def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's nonlinearity, ReLU."""
         return F.relu(x)
 
 
