@@ -49,7 +49,11 @@ class BlazeBlock(nn.Module):
         if self.extra_channels:
             shortcut = F.pad(shortcut, (0, 0, 0, 0, 0, self.extra_channels))
         stride = (self.stride, self.stride)
-        return F.relu(shortcut + self.pointwise(self.depthwise(pad_same(x, (3, 3), stride))))
+        return self.activation(shortcut + self.pointwise(self.depthwise(pad_same(x, (3, 3), stride))))
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's nonlinearity, ReLU."""
+        return F.relu(x)
 
 
 def _anchors(head: torch.Tensor, values: int) -> torch.Tensor:

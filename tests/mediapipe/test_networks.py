@@ -8,8 +8,6 @@ coordinates of range up to ~1700; fp32 accumulation order differs between the tw
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +20,12 @@ from mycloset_assets.checkpoints.tensors import read_tensors
 from mycloset_assets.checkpoints.tflite import graph_spec, parse_model
 from mycloset_assets.models.mediapipe_blazeface import BlazeFaceShortRange
 from mycloset_assets.models.mediapipe_blazepose import BlazePoseDetector, BlazePoseLandmark
-from mycloset_assets.models.mediapipe_graph import TFLiteGraphNet, resize_bilinear
+from mycloset_assets.models.mediapipe_facemesh import FaceMesh
+from mycloset_assets.models.mediapipe_selfie import SelfieSegmentation
 from mycloset_assets.vision.mediapipe import Roi, crop_roi, letterbox_roi, to_tensor_range
 
 from .conftest import BUNDLED
+from .graph_runner import TFLiteGraphNet, resize_bilinear
 
 Interpreter = pytest.importorskip("ai_edge_litert.interpreter", reason="ai-edge-litert (test extra)").Interpreter
 ALL = (
@@ -35,9 +35,6 @@ ALL = (
     "mediapipe_face_detection_short_range",
     "mediapipe_face_landmark",
 )
-# The networks still run as their packaged operator graph (the detectors and the pose landmarks are written out).
-WRITTEN_OUT = ("mediapipe_face_detection_short_range", "mediapipe_pose_detection", "mediapipe_pose_landmark_full")
-GRAPH_RUN = tuple(entry for entry in ALL if entry not in WRITTEN_OUT)
 # entry -> (input size, value range, how the graph crops the photo)
 INPUTS = {
     "mediapipe_pose_detection": (224, (-1.0, 1.0), "letterbox"),
@@ -93,13 +90,6 @@ def test_network_matches_tflite(entry: str, mediapipe_models: dict[str, Path], p
     _compare(mediapipe_models[entry], entry, photos["crop"])
 
 
-@pytest.mark.parametrize("entry", GRAPH_RUN)
-def test_packaged_graph_is_the_files_graph(entry: str, mediapipe_models: dict[str, Path]) -> None:
-    packaged = json.loads(resources.files("mycloset_assets.models").joinpath(f"data/{entry}.json").read_text())
-    derived = json.loads(json.dumps(graph_spec(parse_model(mediapipe_models[entry].read_bytes()))))
-    assert packaged == derived
-
-
 def _against_runner(path: Path, entry: str, photo: np.ndarray, module: type[torch.nn.Module]) -> None:
     """A hand-written network against the generic runner executing the file's own operator list with the same
     float32 weights: same output names and shapes, max |difference| <= 1e-4 (outputs range up to ~750)."""
@@ -131,11 +121,19 @@ def test_blazepose_detector_modules_equal_the_files_graph_run_op_for_op(
     _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseDetector)
 
 
-def test_blazepose_landmark_modules_equal_the_files_graph_run_op_for_op(
-    mediapipe_models: dict[str, Path], photos: dict[str, np.ndarray]
+@pytest.mark.parametrize(
+    ("entry", "module"),
+    [
+        ("mediapipe_pose_landmark_full", BlazePoseLandmark),
+        ("mediapipe_selfie_segmentation", SelfieSegmentation),
+        ("mediapipe_face_landmark", FaceMesh),
+    ],
+)
+def test_written_out_modules_equal_the_files_graph_run_op_for_op(
+    entry: str, module: type[torch.nn.Module], request: pytest.FixtureRequest, photos: dict[str, np.ndarray]
 ) -> None:
-    entry = "mediapipe_pose_landmark_full"
-    _against_runner(mediapipe_models[entry], entry, photos["astronaut"], BlazePoseLandmark)
+    path = BUNDLED[entry] if entry in BUNDLED else request.getfixturevalue("mediapipe_models")[entry]
+    _against_runner(path, entry, photos["astronaut"], module)
 
 
 def test_outputs_have_the_documented_shapes(mediapipe_models: dict[str, Path]) -> None:

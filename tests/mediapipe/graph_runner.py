@@ -1,9 +1,9 @@
-"""A network that runs a TFLite operator graph in torch: MediaPipe's published models, op for op.
+"""The tests' reference for the written-out MediaPipe networks: a module that runs a ``.tflite`` file's own
+operator graph in torch, op for op.
 
-The graph (operators, their options and wiring, and every constant's name, torch-layout shape and dtype)
-is data in ``models/data/<name>.json``, derived once from the published ``.tflite`` file
-(``checkpoints.tflite.graph_spec``); the weights themselves are this module's parameters, named exactly as
-in the file and loaded by the factory. Activations run as N×C×H×W; operators whose meaning depends on
+The graph (operators, their options and wiring, and every constant's name, torch-layout shape and dtype) is
+``checkpoints.tflite.graph_spec`` of the file; the weights are this module's parameters, named exactly as in
+the file. Activations run as N×C×H×W; operators whose meaning depends on
 TFLite's N×H×W×C layout (reshape, padding, concatenation axes) translate it. Padding follows TensorFlow's
 ``SAME`` rule (extra pixel at the end), average pooling ignores padded pixels, and bilinear resizing
 follows TFLite's align-corners / half-pixel / legacy sampling.
@@ -11,18 +11,15 @@ follows TFLite's align-corners / half-pixel / legacy sampling.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tf_ops import depth_to_space, pad_same, same_pads
+from mycloset_assets.models.tf_ops import depth_to_space, pad_same, same_pads
 
 SAME, VALID = 0, 1
 _ACTIVATIONS = {
@@ -33,12 +30,6 @@ _ACTIVATIONS = {
     4: torch.tanh,
 }
 _NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
-
-
-@cache
-def load_spec(name: str) -> dict[str, Any]:
-    """The packaged graph description ``models/data/<name>.json``."""
-    return json.loads(resources.files("mycloset_assets.models").joinpath(f"data/{name}.json").read_text())
 
 
 def _source_coords(out_size: int, in_size: int, align_corners: bool, half_pixel: bool, device: torch.device):
@@ -94,11 +85,10 @@ class TFLiteGraphNet(nn.Module):
     model's outputs in the file's output order; 4-D outputs come back N×C×H×W.
     """
 
-    def __init__(self, graph: str, spec: Mapping[str, Any] | None = None) -> None:
-        """``graph`` names the packaged description; ``spec`` (``checkpoints.tflite.graph_spec``) stands in for it."""
+    def __init__(self, graph: str, spec: Mapping[str, Any]) -> None:
+        """``graph`` names the network; ``spec`` is its file's ``checkpoints.tflite.graph_spec``."""
         super().__init__()
         self.graph = graph
-        spec = load_spec(graph) if spec is None else spec
         self._nodes = spec["nodes"]
         self._inputs = spec["inputs"]
         self._outputs = spec["outputs"]
