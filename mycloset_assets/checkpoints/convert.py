@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from safetensors.torch import save_file
+from upath import UPath
 
 from .analysis import best_match, inspect
 from .errors import LoadRefusedError
@@ -26,9 +27,9 @@ CARD_FORMAT = "mycloset-canonical/1"
 _CHUNK = 1 << 20
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    with Path(path).open("rb") as handle:
+def file_sha256(path: str | os.PathLike[str] | UPath) -> str:
+    """Hex sha256 of a file's bytes (a local path or an fsspec URL), read in 1 MiB chunks."""
+    with UPath(path).open("rb") as handle:
         return stream_sha256(handle)
 
 

@@ -167,9 +167,8 @@ def pipeline_status(
     present = set(available)
     roles: dict[str, str] = {}
     missing: dict[str, tuple[str, ...]] = {}
-    for role, acceptable in {**PIPELINES[pipeline], **(narrowed or {})}.items():
-        if role not in PIPELINES[pipeline]:
-            continue
+    for role, default in PIPELINES[pipeline].items():
+        acceptable = (narrowed or {}).get(role, default)
         chosen = choose(acceptable, present)
         if chosen is None:
             missing[role] = acceptable

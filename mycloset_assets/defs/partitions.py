@@ -26,7 +26,7 @@ from typing import Literal
 import dagster as dg
 from upath import UPath
 
-from ..checkpoints.convert import stream_sha256
+from ..checkpoints.convert import file_sha256, stream_sha256
 from ..vision.images import LoadedImage, load_image_file
 
 person_images = dg.DynamicPartitionsDefinition(name="person_images")
@@ -59,12 +59,6 @@ def sanitise_stem(stem: str) -> str:
     return slug or "image"
 
 
-def photo_sha256(path: str | os.PathLike[str] | UPath) -> str:
-    """Hex sha256 of a photo's bytes (a local path or an fsspec URL)."""
-    with UPath(path).open("rb") as stream:
-        return stream_sha256(stream)
-
-
 def read_photo(path: UPath) -> tuple[str, LoadedImage]:
     """A photo's sha256 and its decoded pixels (``load_image`` rules and errors), from one open file."""
     with path.open("rb") as stream:
@@ -75,7 +69,7 @@ def read_photo(path: UPath) -> tuple[str, LoadedImage]:
 
 def image_partition_key(path: str | os.PathLike[str] | UPath, sha256: str | None = None) -> str:
     """The partition key of the photo at ``path`` (``sha256`` saves hashing it again when known)."""
-    digest = sha256 or photo_sha256(path)
+    digest = sha256 or file_sha256(path)
     return f"{sanitise_stem(UPath(path).stem)}-{digest[:SHORT_HASH]}"
 
 
@@ -147,7 +141,7 @@ class InboxResource(dg.ConfigurableResource):
         folder = self.folder(kind)
         stem, _, digest = partition_key.rpartition("-")
         for path in inbox_files(folder):
-            if sanitise_stem(path.stem) == stem and photo_sha256(path)[:SHORT_HASH] == digest:
+            if sanitise_stem(path.stem) == stem and file_sha256(path)[:SHORT_HASH] == digest:
                 return path
         raise InboxImageNotFoundError(
             f"no file in {folder} matches partition {partition_key!r} (was it renamed, changed or removed?)"
