@@ -13,6 +13,11 @@ run process. The same photos go through the same steps called directly (decode, 
 Dagster run's wall time and model loads (target: independent of N), both per-photo times and the Dagster
 overhead (target: at most 25 % at N = 32). Every photo is 128 x 96, a different crop of the bundled astronaut.
 
+The floor: the same run with bodies that do nothing. Four assets shaped like the person side (the same
+partitions, backfill policy, dependencies, instance and tags) return a constant per partition to an in-memory
+IO manager, with no metadata, previews, checks or files. Its time is what Dagster itself costs for N photos,
+whatever the assets do; ``(engine + floor) / engine`` is the lowest ratio any asset code could reach.
+
 Storage: the embedded default (SQLite, what ``mycloset demo`` and ``dagster dev`` use) or ``--storage postgres``
 (the scale extra, and ``PYTHONPATH=.``: a private PostgreSQL cluster with fsync on, started on 127.0.0.1 by the
 scale tests' helper). Dagster writes a run's planned events one per asset and partition unless
@@ -47,7 +52,7 @@ from mycloset_assets.defs.partitions import InboxResource, image_partition_key, 
 from mycloset_assets.defs.resources import ModelFactoryResource
 from mycloset_assets.defs.tryon import TRYON_ASSETS, human_parsing, person_representation, pose
 from mycloset_assets.engine.models import default_pool
-from mycloset_assets.engine.stages import detect_poses, parse_people, parsing_settings, pose_wrapper
+from mycloset_assets.engine.stages import detect_poses, parse_people, parsing_settings, pose_estimator
 from mycloset_assets.package_data import demo_data_folder, manifests_folder
 from mycloset_assets.pipeline import TryOnOptions
 from mycloset_assets.vision.images import load_image
@@ -111,10 +116,16 @@ class Row:
     materialised: int
     engine_seconds: float
     engine_load_seconds: float
+    floor_seconds: float
 
     @property
     def overhead(self) -> float:
         return (self.dagster_seconds - self.engine_seconds) / self.engine_seconds
+
+    @property
+    def lowest_ratio(self) -> float:
+        """The ratio Dagster's own cost alone gives: engine time plus the floor, over engine time."""
+        return 1 + self.floor_seconds / self.engine_seconds
 
 
 def synthesize(folder: Path) -> Path:
@@ -202,6 +213,42 @@ def backfill(bench: Bench, count: int) -> tuple[float, float, int, int]:
     return seconds, step_seconds(result), default_pool().loads - before, materialised
 
 
+def _floor_asset(name: str, deps: Sequence[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["floor", name],
+        deps=[dg.AssetKey(["floor", dep]) for dep in deps],
+        partitions_def=person_images,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="floor_io_manager",
+    )
+    def nothing(context: dg.AssetExecutionContext) -> dict[str, int]:
+        return dict.fromkeys(context.partition_keys, 0)
+
+    return nothing
+
+
+FLOOR_ASSETS = [
+    _floor_asset("person_image", ()),
+    _floor_asset("pose", ("person_image",)),
+    _floor_asset("human_parsing", ("person_image",)),
+    _floor_asset("person_representation", ("pose", "human_parsing")),
+]
+
+
+def floor(bench: Bench, count: int) -> float:
+    """Wall seconds of the person side's run shape over the first ``count`` partitions with bodies that do
+    nothing: Dagster's own cost."""
+    start = time.perf_counter()
+    dg.materialize(
+        FLOOR_ASSETS,
+        instance=bench.instance,
+        resources={"floor_io_manager": dg.InMemoryIOManager()},
+        tags={RANGE_START: bench.keys[0], RANGE_END: bench.keys[count - 1]},
+        run_config=run_config({}),
+    )
+    return time.perf_counter() - start
+
+
 def engine(bench: Bench, photos: Sequence[Path]) -> tuple[float, float]:
     """Wall seconds of the same steps called directly on ``photos`` (one batch), and of its model loads."""
     options = bench.options
@@ -213,7 +260,7 @@ def engine(bench: Bench, photos: Sequence[Path]) -> tuple[float, float]:
     pose_model = load_model(cards["pose"]["path"], options.device, options.dtype)
     parsing_model = load_model(cards["parsing"]["path"], options.device, options.dtype)
     loaded = time.perf_counter()
-    poses = detect_poses(pose_wrapper(pose_model, scales=options.pose_scales), pixels, options.max_side)
+    poses = detect_poses(pose_estimator(pose_model, None, scales=options.pose_scales), pixels, options.max_side)
     settings = parsing_settings(parsing_model.entry.family, options)
     parser = parsing_wrapper(parsing_model, **settings, batch_size=options.batch_size)
     labels = parse_people(parser, pixels, options.max_side)
@@ -223,33 +270,39 @@ def engine(bench: Bench, photos: Sequence[Path]) -> tuple[float, float]:
 
 
 def measure(bench: Bench, count: int, repeat: int) -> Row:
-    """On the first ``count`` photos, alternately, the engine's time and the Dagster run's; the fastest of each."""
-    engines, runs = [], []
+    """On the first ``count`` photos, in turn, the engine's time, the Dagster run's and the floor's; the fastest
+    of each."""
+    engines, runs, floors = [], [], []
     for _ in range(repeat):
         engines.append(engine(bench, bench.photos[:count]))
         runs.append(backfill(bench, count))
+        floors.append(floor(bench, count))
     engine_seconds, engine_loads = min(engines)
     dagster_seconds, steps, loads, materialised = min(runs)
-    return Row(count, dagster_seconds, steps, loads, materialised, engine_seconds, engine_loads)
+    return Row(count, dagster_seconds, steps, loads, materialised, engine_seconds, engine_loads, min(floors))
 
 
 def report(rows: Sequence[Row]) -> None:
     print(
         f"\n{'N':>4} {'dagster s':>10} {'in steps':>9} {'loads':>6} {'done':>5} {'engine s':>9} {'of it loads':>12} "
-        f"{'dagster s/photo':>16} {'engine s/photo':>15} {'overhead':>9}"
+        f"{'dagster s/photo':>16} {'engine s/photo':>15} {'overhead':>9} {'ratio':>6} {'floor s':>8} "
+        f"{'lowest ratio':>13}"
     )
     for row in rows:
         print(
             f"{row.count:>4} {row.dagster_seconds:>10.2f} {row.step_seconds:>9.2f} {row.loads:>6} "
             f"{row.materialised:>5} {row.engine_seconds:>9.2f} {row.engine_load_seconds:>12.2f} "
             f"{row.dagster_seconds / row.count:>16.3f} {row.engine_seconds / row.count:>15.3f} "
-            f"{100 * row.overhead:>8.1f}%"
+            f"{100 * row.overhead:>8.1f}% {1 + row.overhead:>6.2f} {row.floor_seconds:>8.2f} "
+            f"{row.lowest_ratio:>13.2f}"
         )
     print(
         "\nin steps: what the person-side steps measured of their own model loads and work (the rest is Dagster, "
         "previews, storage);\nloads: networks loaded during the Dagster run (cache emptied first); "
         "done: partitions materialised by every person-side asset;\nengine s: decode + model loads + pose + "
-        "parsing + representation called directly; overhead: (dagster - engine) / engine."
+        "parsing + representation called directly; overhead: (dagster - engine) / engine; ratio: dagster / engine;\n"
+        "floor s: the same run shape with bodies that do nothing (Dagster's own cost); lowest ratio: "
+        "(engine + floor) / engine, the best any asset code could do."
     )
 
 

@@ -105,6 +105,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _group_of(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[2])
+    except OSError:
+        return None
+
+
 def _descendants(pid: int) -> set[int]:
     children: dict[int, set[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -125,9 +132,11 @@ def _descendants(pid: int) -> set[int]:
 def test_run_group_stops_the_whole_tree_on_sigterm_and_says_so(tmp_path, capsys):
     log = tmp_path / "demo.log"
     timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
-    seen: list[set[int]] = []
+    seen: list[dict[int, int | None]] = []
     others = _descendants(os.getpid())  # what this test session runs already (a webserver, a daemon)
-    watcher = threading.Timer(1.5, lambda: seen.append(_descendants(os.getpid()) - others))
+    watcher = threading.Timer(
+        1.5, lambda: seen.append({pid: _group_of(pid) for pid in _descendants(os.getpid()) - others})
+    )
     before = signal.getsignal(signal.SIGTERM)
     timer.start()
     watcher.start()
@@ -137,8 +146,10 @@ def test_run_group_stops_the_whole_tree_on_sigterm_and_says_so(tmp_path, capsys)
     assert (status, stopped) == (128 + signal.SIGTERM, True)
     printed = capsys.readouterr().out
     assert "SIGTERM received: stopping the demo's process group" in printed
-    assert re.search(r"stopped [4-9] process\(es\) of group \d+\n", printed), printed
-    assert len(seen[0]) >= 4 and not any(_alive(pid) for pid in seen[0])
+    stopped_group = re.search(r"stopped [4-9] process\(es\) of group (\d+)\n", printed)
+    assert stopped_group, printed
+    members = [pid for pid, group in seen[0].items() if group == int(stopped_group.group(1))]
+    assert len(members) >= 4 and not any(_alive(pid) for pid in members)
     assert took < 2.0 + STOP_GRACE_S * 1.5 + 5
     assert signal.getsignal(signal.SIGTERM) is before
 

@@ -34,7 +34,6 @@ from ..checkpoints import get_entry
 from ..engine.errors import PersonNotFoundError
 from ..engine.options import TryOnOptions
 from ..engine.stages import (
-    blazepose_estimator,
     check_vitonhd_pose,
     detect_poses,
     mask_garments,
@@ -44,7 +43,7 @@ from ..engine.stages import (
     parsing_names,
     parsing_settings,
     person_masks,
-    pose_wrapper,
+    pose_estimator,
 )
 from ..monitoring import Monitor
 from ..vision.compositing import to_uint8_image
@@ -200,12 +199,11 @@ def _model_checks(figures: StepFigures, config: Any, findings: Any) -> list[dg.A
 # per person photo ------------------------------------------------------------------------------------------
 
 
-def pose_estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any], options: TryOnOptions) -> Any:
-    """The engine's estimator for a pose card: BlazePose when the card names its detector partner, else OpenPose."""
+def _estimator(model_factory: ModelFactoryResource, card: Mapping[str, Any], options: TryOnOptions) -> Any:
+    """The engine's estimator for a pose card and the detector partner it names, if any."""
     detector = card.get("partners", {}).get("pose_detector")
-    if detector is not None:
-        return blazepose_estimator(model_factory.load(detector)[0], model_factory.load(card)[0])
-    return model_factory.wrapper(card, pose_wrapper, scales=options.pose_scales)
+    partner = model_factory.load(detector)[0] if detector is not None else None
+    return pose_estimator(model_factory.load(card)[0], partner, scales=options.pose_scales)
 
 
 @dg.asset(
@@ -238,13 +236,13 @@ def pose(
     used = chosen_estimator(options.pose_estimator, cards)
     monitor = Monitor()
     with monitor.step(LOAD_STEP):
-        estimator = pose_estimator(model_factory, cards[used], options)
+        estimator = _estimator(model_factory, cards[used], options)
     with monitor.step("pose"):
         found = detect_poses(estimator, list(photos.values()), options.max_side)
     other = next((name for name in cards if name != used), None)
     compared = {}
     if other is not None:
-        second = detect_poses(pose_estimator(model_factory, cards[other], options), list(photos.values()),
+        second = detect_poses(_estimator(model_factory, cards[other], options), list(photos.values()),
                               options.max_side)  # fmt: skip
         compared = {
             key: keypoint_agreement(mine["keypoints"], theirs["keypoints"], config.agreement_alpha)

@@ -33,8 +33,6 @@ from .result import ModelInfo, TryOnResult
 from .stages import (
     EXTRA_PREFIX,
     TRYON_ARRAYS,
-    PoseEstimator,
-    blazepose_estimator,
     check_vitonhd_pose,
     cpvton_arrays,
     detect_poses,
@@ -43,7 +41,7 @@ from .stages import (
     parse_people,
     parsing_names,
     parsing_settings,
-    pose_wrapper,
+    pose_estimator,
     vitonhd_arrays,
 )
 
@@ -117,10 +115,8 @@ def _pose(run: RunContext, items: list[Item]) -> None:
     partners = [role for role in partner_roles(run.chosen["pose"].entry) if role in run.chosen]
 
     def compute(images: list[np.ndarray]) -> list[Arrays]:
-        if partners:
-            estimator: PoseEstimator = blazepose_estimator(run.load("pose_detector"), run.load("pose"))
-        else:
-            estimator = run.wrapper("pose", pose_wrapper, scales=run.options.pose_scales)
+        detector = run.load("pose_detector") if partners else None
+        estimator = pose_estimator(run.load("pose"), detector, scales=run.options.pose_scales)
         return detect_poses(estimator, images, run.options.max_side)
 
     results, hits = run.photo_stage("pose", photos, run.options.pose_config(), compute, partners)

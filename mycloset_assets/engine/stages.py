@@ -88,14 +88,15 @@ def labels_to_photo(labels: np.ndarray, photo_size: tuple[int, int]) -> np.ndarr
 # pose ------------------------------------------------------------------------------------------------------
 
 
-def pose_wrapper(loaded: LoadedModel, *, scales: tuple[float, ...] | None) -> OpenPoseBodyWrapper:
-    """The OpenPose body wrapper at ``scales`` (None: the entry's)."""
-    return OpenPoseBodyWrapper(loaded, scales=scales)
-
-
-def blazepose_estimator(detector: LoadedModel, landmark: LoadedModel) -> BlazePoseEstimator:
-    """BlazePose from its two networks (cheap: the estimator only holds them)."""
-    return BlazePoseEstimator(detector, landmark)
+def pose_estimator(
+    pose: LoadedModel, detector: LoadedModel | None, *, scales: tuple[float, ...] | None
+) -> PoseEstimator:
+    """The estimator of the pose role's network: BlazePose when its detector partner is given (``pose`` is then
+    the landmark network), else OpenPose's body wrapper at ``scales`` (None: the entry's). Cheap to make: both
+    only hold their networks."""
+    if detector is not None:
+        return BlazePoseEstimator(detector, pose)
+    return OpenPoseBodyWrapper(pose, scales=scales)
 
 
 def blazepose_openpose18(result: BlazePoseResult, image_size: tuple[int, int]) -> np.ndarray:

@@ -378,7 +378,11 @@ ModelManager(sys.argv[1]).register(sys.argv[2], name="trunk")
 
 
 def _copying(manager: ModelManager) -> bool:
-    for path in _staged_files(manager):
+    try:
+        staged = _staged_files(manager)
+    except FileNotFoundError:  # a staging folder was moved away while it was listed: the copy is over
+        return False
+    for path in staged:
         try:
             if path.stat().st_size > 0:
                 return True

@@ -12,6 +12,7 @@ from typing import Any
 
 import dagster as dg
 
+from mycloset_assets.checkpoints import LoadedModel
 from mycloset_assets.defs.resources import ModelFactoryResource
 
 from .project import PERSON_SIDE
@@ -20,10 +21,20 @@ OPERATOR = runpy.run_path(str(Path(__file__).resolve().parents[2] / "deploy" / "
 
 
 class NotedModelFactory(ModelFactoryResource):
-    """The project's model factory; each network it hands out is noted with the process and its pool's loads."""
+    """The project's model factory; each network it hands out (loaded or in a wrapper) is noted with the process
+    and its pool's loads."""
+
+    def load(self, card: Mapping[str, Any]) -> tuple[LoadedModel, bool]:
+        loaded = super().load(card)
+        self._note(card)
+        return loaded
 
     def wrapper(self, card: Mapping[str, Any], factory: Callable[..., Any], **settings: Any) -> Any:
         wrapper = super().wrapper(card, factory, **settings)
+        self._note(card)
+        return wrapper
+
+    def _note(self, card: Mapping[str, Any]) -> None:
         note = {
             "worker": os.environ.get("MYCLOSET_TEST_WORKER", "run"),
             "pid": os.getpid(),
@@ -32,7 +43,6 @@ class NotedModelFactory(ModelFactoryResource):
         }
         with open(os.environ["MYCLOSET_TEST_LOADS"], "a") as notes:
             notes.write(json.dumps(note) + "\n")
-        return wrapper
 
 
 resources = dict(OPERATOR.resources)
