@@ -45,7 +45,7 @@ from PIL import Image
 from mycloset_assets.checkpoints import get_entry, load_model
 from mycloset_assets.checkpoints.synth import write_checkpoint
 from mycloset_assets.defs.checkpoints import canonical_checkpoint, checkpoint_analysis, register_checkpoint_files
-from mycloset_assets.defs.images import garment_image, person_image
+from mycloset_assets.defs.images import SINGLE_RUN, garment_image, person_image
 from mycloset_assets.defs.io_managers import OpenFormatIOManager
 from mycloset_assets.defs.models import MODEL_ASSETS, asset_name
 from mycloset_assets.defs.partitions import InboxResource, image_partition_key, person_images
@@ -218,7 +218,7 @@ def _floor_asset(name: str, deps: Sequence[str]) -> dg.AssetsDefinition:
         key=["floor", name],
         deps=[dg.AssetKey(["floor", dep]) for dep in deps],
         partitions_def=person_images,
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=SINGLE_RUN,
         io_manager_key="floor_io_manager",
     )
     def nothing(context: dg.AssetExecutionContext) -> dict[str, int]:

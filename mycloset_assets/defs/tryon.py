@@ -37,11 +37,11 @@ from ..engine.stages import (
     check_vitonhd_pose,
     detect_poses,
     mask_garments,
-    mask_iou,
     mask_wrapper,
     parse_people,
     parsing_names,
     parsing_settings,
+    person_mask_figures,
     person_masks,
     pose_estimator,
 )
@@ -333,10 +333,11 @@ def _person_mask_metadata(
 ) -> dict[str, Any]:
     """Store a person mask beside the parsing; its share of the photo, IoU with the parsing's person, path."""
     path = store_beside(storage, asset_key, key, "person_mask", mask)
-    iou = mask_iou(mask, labels)
+    figures = person_mask_figures(mask, labels)
+    iou = figures["parsing_iou"]
     return {
-        "person_mask_fraction": round(float(np.mean(mask > 0)), 4),
-        **({"person_mask_parsing_iou": round(iou, 4)} if iou is not None else {}),
+        "person_mask_fraction": figures["person_fraction"],
+        **({"person_mask_parsing_iou": iou} if iou is not None else {}),
         **({"person_mask_path": dg.MetadataValue.path(path)} if path else {}),
     }
 

@@ -25,7 +25,7 @@ from ..wrappers.sam import MaskRefiner
 from .context import CACHE_VERSION, Item, Photo, RunContext, count
 from .options import TryOnOptions
 from .quality import QualityFigures, QualityInputs, measure_quality
-from .stages import mask_iou, person_masks
+from .stages import person_mask_figures, person_masks
 from .steps import (
     RefinedMask,
     Restore,
@@ -134,12 +134,7 @@ def person_mask(run: RunContext, items: list[Item]) -> None:
         mask = results[item.person.digest]["person_mask"]
         item.extras["person_mask"] = mask
         item.cached += ["person_mask"] * (item.person.digest in hits)
-        iou = mask_iou(mask, item.parsing["parsing"])
-        item.records["person_mask"] = {
-            "ran": True,
-            "person_fraction": round(float(np.mean(mask > 0)), 4),
-            "parsing_iou": None if iou is None else round(iou, 4),
-        }
+        item.records["person_mask"] = {"ran": True, **person_mask_figures(mask, item.parsing["parsing"])}
 
 
 def _refine_garment(run: RunContext, item: Item) -> tuple[RefinedMask, bool]:

@@ -23,6 +23,7 @@ from ..vision.agnostic import (
 )
 from ..vision.garment import cloth_seg_mask
 from ..vision.parsing import ParsingResult, get_label_set, label_set_for
+from ..vision.quality import mask_iou
 from ..wrappers.base import CompleteModelWrapper
 from ..wrappers.garment import ClothSegmenter, SaliencyMasker
 from ..wrappers.mediapipe_pose import POSE_LANDMARKS, BlazePoseEstimator, BlazePoseResult
@@ -148,11 +149,15 @@ def person_masks(segmenter: SelfieSegmenter, photos: list[np.ndarray]) -> list[A
     return [{"person_mask": person_mask(probability)} for probability in segmenter(photos)]
 
 
-def mask_iou(first: np.ndarray, second: np.ndarray) -> float | None:
-    """IoU of two masks of one size (non-zero = inside); None when both are empty."""
-    a, b = np.asarray(first) > 0, np.asarray(second) > 0
-    union = int(np.count_nonzero(a | b))
-    return int(np.count_nonzero(a & b)) / union if union else None
+def person_mask_figures(mask: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """A person mask's ``person_fraction`` (share of the photo) and ``parsing_iou`` (IoU with the parsing's
+    non-background labels; None when both are empty, nothing to compare), to four places."""
+    person, parsed = np.asarray(mask) > 0, np.asarray(labels) > 0
+    compared = person.any() or parsed.any()
+    return {
+        "person_fraction": round(float(person.mean()), 4),
+        "parsing_iou": round(mask_iou(person, parsed), 4) if compared else None,
+    }
 
 
 def missing_vitonhd_keypoints(keypoints: np.ndarray) -> list[str]:
